@@ -1,0 +1,227 @@
+"""The one typed configuration, loaded from ``params.yaml`` in one place.
+
+``params.yaml`` holds base sections (``data``, ``model``, ``labels``, ``training``,
+``evaluation``, ``experiments``) and named ``profiles`` whose sections override the base key by
+key. :func:`load_config` validates the file against ``schemas/params.schema.json`` (the same
+schema Snakemake validates against), merges the selected profile and returns a frozen
+:class:`Config`. Every problem is a one-line :class:`~vaeas.errors.VaeasError` naming the key,
+raised before any compute starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import VaeasError
+
+SECTIONS = ("data", "model", "labels", "training", "evaluation", "experiments")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str = "data"
+    mirror: str = ""
+    omniglot_source: str = "lake"
+    lock_file: str = "data/checksums.lock.json"
+
+    @property
+    def effective_mirror(self) -> str:
+        """The mirror in force: env ``VAEAS_DATA_MIRROR`` wins over params.yaml."""
+        return os.environ.get("VAEAS_DATA_MIRROR", self.mirror)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """MLP sizes. Defaults are the paper's §5.3 (layers 2, 5, 2 of width 500, z of 40 dims)."""
+
+    latent_dim: int = 40
+    hidden_units: int = 500
+    encoder_layers: int = 2
+    decoder_layers: int = 5
+    classifier_layers: int = 2
+    activation: str = "tanh"
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """How training samples get their fixed softmax labels (§3.2–3.3)."""
+
+    scheme: str = "full"
+    classes: int = 0
+    heads: int = 1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    epochs: int = 300
+    batch_size: int = 128
+    lr: float = 1e-3
+    classifier_lr: float = 1e-3
+    device: str = "auto"
+    precision: str = "fp32"
+    threads: int = 0
+    checkpoint_every: int = 1
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    iw_samples: int = 4096
+    iw_chunk: int = 512
+    iw_max_examples: int = 0
+    au_threshold: float = 0.01
+    binarize_seed: int = 20191001
+    mc_sizes: tuple[int, ...] = (55000, 10000, 5000, 1000, 500, 100)
+    mc_repeats: int = 5
+    mc_chunk: int = 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    profile: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    labels: LabelConfig = field(default_factory=LabelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    experiments: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Plain-dict view (for provenance and checkpoints)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+_SECTION_TYPES = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "labels": LabelConfig,
+    "training": TrainingConfig,
+    "evaluation": EvaluationConfig,
+}
+
+
+def schema() -> dict:
+    """The JSON schema of params.yaml (shipped with the package)."""
+    text = resources.files("vaeas").joinpath("schemas/params.schema.json").read_text()
+    return json.loads(text)
+
+
+def schema_path() -> Path:
+    """Filesystem path of the schema, for ``snakemake.utils.validate``."""
+    return Path(str(resources.files("vaeas").joinpath("schemas/params.schema.json")))
+
+
+def _key_path(parts) -> str:
+    return ".".join(str(p) for p in parts) or "<top level>"
+
+
+def validate_raw(raw: Any, source: str = "params.yaml") -> None:
+    """Validate the parsed params.yaml against the schema; raise a one-line error naming the key."""
+    import jsonschema
+
+    if not isinstance(raw, dict):
+        raise VaeasError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(raw), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if not errors:
+        return
+    err = errors[0]
+    if err.validator == "additionalProperties":
+        known = set(err.schema.get("properties", {}))
+        extra = sorted(k for k in err.instance if k not in known) if isinstance(err.instance, dict) else []
+        where = _key_path(list(err.absolute_path) + extra[:1])
+        raise VaeasError(f"{source}: unknown key '{where}' (allowed here: {', '.join(sorted(known))})")
+    message = err.message.replace("\n", " ")
+    raise VaeasError(f"{source}: {_key_path(err.absolute_path)}: {message}")
+
+
+def _deep_merge(base: dict, override: Mapping) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise VaeasError(f"--set {item!r}: expected KEY=VALUE, e.g. model.decoder_layers=3")
+    key, value = item.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(value)
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``section.key=value`` strings (values parsed as YAML) to a merged config dict."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        path, value = _parse_override(item)
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise VaeasError(f"--set {item!r}: '{part}' is not a section")
+        node[path[-1]] = value
+    return out
+
+
+def _check_cross_keys(cfg: Config, source: str) -> None:
+    lab = cfg.labels
+    if lab.scheme == "full" and (lab.classes not in (0,) or lab.heads != 1):
+        raise VaeasError(f"{source}: labels.classes must be 0 and labels.heads 1 when labels.scheme is 'full' (got classes={lab.classes}, heads={lab.heads})")
+    if lab.scheme == "shared" and (lab.classes < 2 or lab.heads != 1):
+        raise VaeasError(f"{source}: labels.classes must be >= 2 and labels.heads 1 when labels.scheme is 'shared' (got classes={lab.classes}, heads={lab.heads})")
+    if lab.scheme == "multihead" and (lab.classes < 2 or lab.heads < 2):
+        raise VaeasError(f"{source}: labels.classes must be >= 2 and labels.heads >= 2 when labels.scheme is 'multihead' (got classes={lab.classes}, heads={lab.heads})")
+    if cfg.training.precision != "fp32" and cfg.training.device == "cpu" and cfg.training.precision == "tf32":
+        raise VaeasError(f"{source}: training.precision 'tf32' needs a CUDA device (training.device is 'cpu')")
+
+
+def build_config(merged: Mapping[str, Any], profile: str = "", source: str = "params.yaml") -> Config:
+    """Turn a merged (profile already applied) dict into a validated :class:`Config`."""
+    validate_raw({k: v for k, v in merged.items() if k in SECTIONS}, source)
+    sections = {}
+    for name, cls in _SECTION_TYPES.items():
+        values = dict(merged.get(name, {}) or {})
+        if name == "evaluation" and "mc_sizes" in values:
+            values["mc_sizes"] = tuple(values["mc_sizes"])
+        sections[name] = cls(**values)
+    cfg = Config(profile=profile, experiments=dict(merged.get("experiments", {}) or {}), **sections)
+    _check_cross_keys(cfg, source)
+    return cfg
+
+
+def load_config(path: str | os.PathLike = "params.yaml", profile: str | None = None,
+                overrides: list[str] | None = None) -> Config:
+    """Load, validate and merge ``params.yaml``; ``profile`` defaults to the file's ``profile`` key."""
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise VaeasError(f"{source}: file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise VaeasError(f"{source}: not valid YAML{where}") from None
+    validate_raw(raw, source)
+    name = profile if profile is not None else raw.get("profile", "")
+    merged = {k: raw.get(k, {}) for k in SECTIONS}
+    if name:
+        profiles = raw.get("profiles", {}) or {}
+        if name not in profiles:
+            raise VaeasError(f"{source}: profile '{name}' is not defined under 'profiles' (defined: {', '.join(sorted(profiles)) or 'none'})")
+        merged = _deep_merge(merged, {k: v for k, v in profiles[name].items() if k in SECTIONS})
+    if overrides:
+        merged = apply_overrides(merged, overrides)
+    return build_config(merged, profile=name, source=source)
