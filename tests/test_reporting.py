@@ -1,0 +1,414 @@
+"""Reporting: the paper's transcribed numbers, tables beside the paper, claims, figures, report."""
+
+import hashlib
+import math
+import re
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from vaeas import reporting as R
+from vaeas.config import Config, EvaluationConfig, ModelConfig
+from vaeas.errors import VaeasError
+from vaeas.models import VAE
+from vaeas.training import RunSpec
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+DATASETS = {1: "mnist", 2: "mnist", 3: "omniglot"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The transcription
+
+def identity_violations(df: pd.DataFrame, n: int, tol: float = 0.02) -> list[str]:
+    """Rows of a VAE-AS table breaking MD = KL_train − log N + SC or log N − MI ≤ SC (within tol).
+
+    Both follow from the estimators: MD (eq. 10) averages log q(z|x) − log N − log s(e|z) − log p(z),
+    i.e. KL − log N + SC; and MI = log N − E[H(s)], with E[H(s)] ≤ SC for a calibrated classifier.
+    """
+    bad = []
+    log_n = math.log(n)
+    for r in df[df["method"] == "vaeas"].itertuples():
+        if abs(r.md - (r.kl_train - log_n + r.sc)) > tol:
+            bad.append(f"MD identity α={r.alpha} β={r.beta}")
+        if log_n - r.mi > r.sc + tol:
+            bad.append(f"MI bound α={r.alpha} β={r.beta}")
+    return bad
+
+
+@pytest.mark.parametrize("table, rows", [(1, 5), (2, 13), (3, 14)])
+def test_paper_row_counts(table, rows):
+    assert len(R.paper_values(table)) == rows
+
+
+@pytest.mark.parametrize("table", [2, 3])
+def test_paper_tables_satisfy_the_estimator_identities(table):
+    assert identity_violations(R.paper_values(table), R.PAPER_N[table]) == []
+
+
+@pytest.mark.parametrize("column, row, new", [
+    ("md", 1, 10.96),          # Table 2 α=1 β=1: 10.66 -> 10.96
+    ("kl_train", 3, 41.15),    # 45.14 with two digits swapped
+    ("sc", 5, 0.28),           # 0.82 with two digits swapped
+    ("mi", 8, 10.18),          # 10.81 with two digits swapped (MI lowered beyond log N − SC)
+])
+def test_identity_check_catches_a_typo(column, row, new):
+    paper = R.paper_values(2).copy()
+    paper.loc[row, column] = new
+    assert identity_violations(paper, R.PAPER_N[2]) != []
+
+
+def test_paper_spot_checks():
+    t1, t2, t3 = (R.paper_values(t) for t in (1, 2, 3))
+    assert t1["au"].tolist() == [23, 21, 17, 12, 8]
+    assert t1["decoder_layers"].tolist() == [1, 2, 3, 4, 5]
+    assert t1[["nll_test", "mi"]].isna().all().all()
+    row = t2[(t2.method == "vaeas") & (t2.alpha == 1.0) & (t2.beta == 1.0)].iloc[0]
+    assert [row[c] for c in R.METRICS] == [96.32, 21.84, 11, 71.66, 21.22, 10.78, 10.66, 0.35]
+    vae = t2[t2.method == "vae"].iloc[0]
+    assert (vae.nll_test, vae.au, vae.kl_train) == (100.99, 8, 18.57)
+    assert math.isnan(vae.alpha) and math.isnan(vae.mi)
+    row = t3[(t3.alpha == 10.0) & (t3.beta == 1.0)].iloc[0]
+    assert [row[c] for c in R.METRICS] == [175.63, 41.15, 7, 145.96, 39.76, 4.22, 36.84, 7.18]
+    row = t3[(t3.alpha == 1.0) & (t3.beta == 10.0)].iloc[0]
+    assert (row.au, row.mi, row.md) == (0, 0.59, 1.55)
+    # the paper's row order: VAE first, then the β sweep, then the α sweep
+    assert t2["beta"].tolist()[1:7] == [1.0, 0.1, 0.2, 0.5, 2.0, 5.0]
+    assert t3["alpha"].tolist()[-6:] == [0.1, 0.2, 0.5, 2.0, 5.0, 10.0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+
+def metrics_row(objective="vaeas", alpha=1.0, beta=1.0, seed=0, dataset="mnist", layers=5, **values):
+    row = {"objective": objective, "alpha": alpha, "beta": beta, "seed": seed, "dataset": dataset,
+           "decoder_layers": layers, "log_n": math.log(55000), "label_count": 55000, "seconds": 1.5}
+    row.update({m: 1.0 for m in ("nll_test", "kl_test", "au", "nll_train", "kl_train")})
+    if objective == "vaeas":
+        row.update({"mi": 1.0, "md": 1.0, "sc": 1.0})
+    row.update(values)
+    return row
+
+
+def paper_as_ours(table: int) -> list[dict]:
+    """The paper's rows fed back as our metrics.json rows (one seed)."""
+    rows = []
+    for r in R.paper_values(table).itertuples():
+        alpha = 1.0 if math.isnan(r.alpha) else r.alpha
+        beta = 1.0 if math.isnan(r.beta) else r.beta
+        values = {m: getattr(r, m) for m in R.METRICS if not math.isnan(getattr(r, m))}
+        n = R.PAPER_N.get(table, 55000)
+        rows.append(metrics_row(r.method, alpha, beta, 0, DATASETS[table],
+                                int(r.decoder_layers) if table == 1 else 5,
+                                log_n=math.log(n), label_count=n, **values))
+    return rows
+
+
+def test_build_table_mean_sd_delta_and_missing_rows():
+    rows = [metrics_row(seed=0, nll_test=96.0, au=10), metrics_row(seed=1, nll_test=98.0, au=13),
+            metrics_row("vae", seed=0, nll_test=101.0), metrics_row("vae", alpha=0.5, seed=1, nll_test=103.0),
+            metrics_row(alpha=3.0, seed=0, nll_test=90.0)]
+    df = R.build_table(2, rows)
+    assert len(df) == 14                                   # 13 paper rows + our α=3 row
+    row = df[df.config == "VAE-AS α=1 β=1"].iloc[0]
+    assert row.n_seeds == 2
+    assert row.nll_test_mean == pytest.approx(97.0)
+    assert row.nll_test_sd == pytest.approx(math.sqrt(2))
+    assert row.nll_test_paper == 96.32
+    assert row.nll_test_delta == pytest.approx(97.0 - 96.32)
+    assert row.au_mean == 11.5 and row.au_delta == pytest.approx(0.5)
+    vae = df[df.method == "vae"].iloc[0]                  # α, β ignored for VAE: one configuration
+    assert vae.n_seeds == 2 and vae.nll_test_mean == pytest.approx(102.0)
+    assert math.isnan(vae.mi_mean) and math.isnan(vae.mi_paper)
+    missing = df[df.config == "VAE-AS α=1 β=5"].iloc[0]   # in the paper, not run: kept, NaN
+    assert missing.n_seeds == 0 and math.isnan(missing.nll_test_mean) and missing.nll_test_paper == 141.38
+    assert math.isnan(missing.nll_test_delta)
+    extra = df.iloc[-1]                                     # run, not in the paper: kept, last
+    assert extra.config == "VAE-AS α=3 β=1" and not extra.in_paper
+    assert extra.nll_test_mean == 90.0 and math.isnan(extra.nll_test_paper)
+    assert df.config.tolist()[:3] == ["VAE", "VAE-AS α=1 β=1", "VAE-AS α=1 β=0.1"]
+
+
+def test_build_table_1_groups_by_depth_and_keeps_vae_only():
+    rows = [metrics_row("vae", layers=1, seed=0, au=20), metrics_row("vae", layers=1, seed=1, au=22),
+            metrics_row("vae", layers=6, au=3), metrics_row("vaeas", layers=1, au=40)]
+    df = R.build_table(1, rows)
+    assert df.decoder_layers.tolist() == [1, 2, 3, 4, 5, 6]
+    assert df.au_mean.iloc[0] == 21 and df.au_delta.iloc[0] == pytest.approx(-2)
+    assert df.au_sd.iloc[0] == pytest.approx(math.sqrt(2))
+    assert df.n_seeds.tolist() == [2, 0, 0, 0, 0, 1]
+    assert math.isnan(df.au_paper.iloc[-1])
+
+
+def test_build_table_rejects_mixed_inputs():
+    with pytest.raises(ValueError, match="seed appears twice"):
+        R.build_table(2, [metrics_row(seed=0), metrics_row(seed=0)])
+    with pytest.raises(ValueError, match="data sets"):
+        R.build_table(3, [metrics_row(dataset="omniglot"), metrics_row(dataset="mnist", alpha=2.0)])
+    with pytest.raises(ValueError, match="decoder_layers"):
+        R.build_table(2, [metrics_row(layers=5), metrics_row(layers=3, seed=1)])
+
+
+def test_format_table_cells(tmp_path):
+    rows = [metrics_row(seed=0, nll_test=96.0), metrics_row(seed=1, nll_test=98.0), metrics_row(alpha=3.0)]
+    df = R.build_table(2, rows)
+    text = R.format_table(df)
+    lines = text.splitlines()
+    assert len(lines) == 2 + len(df)
+    assert "97.00 ± 1.41 (paper 96.32, Δ +0.68)" in text
+    assert "— (paper 141.38)" in text                     # paper row we did not run
+    assert "| VAE-AS   | 3   | 1   | 1       | 1.00 " in text   # our row the paper lacks: no parenthesis
+    assert R.format_cell(5.0, math.nan, 7.0, -2.0, "kl_test") == "5.00 (paper 7.00, Δ −2.00)"
+    R.write_table(df, tmp_path / "t2.csv", tmp_path / "t2.md")
+    back = pd.read_csv(tmp_path / "t2.csv")
+    assert len(back) == len(df) and "nll_test_delta" in back
+    assert text in (tmp_path / "t2.md").read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# Claims
+
+def tables_from_paper():
+    return {t: R.build_table(t, paper_as_ours(t)) for t in (1, 2, 3)}
+
+
+def by_id(claims):
+    return {c.id: c for c in claims}
+
+
+def test_claims_pass_on_the_papers_own_numbers():
+    claims = by_id(R.check_claims(tables_from_paper(), None, None))
+    for cid in ["T1-AU-depth", "T2-beta-KL_test", "T2-beta-AU", "T2-beta-MD", "T2-beta-MI", "T2-MI-bound",
+                "T2-alpha-MI", "T2-AU-vs-VAE", "T2-NLL-vs-VAE", "T3-beta-KL_test", "T3-beta-AU", "T3-beta-MD",
+                "T3-MI-bound", "T3-alpha-MI", "T3-AU-vs-VAE"]:
+        assert claims[cid].passed is True, (cid, claims[cid].evidence)
+    for claim in claims.values():          # the same check on the same numbers
+        if claim.paper_passed is not None and not claim.id.startswith("Fig"):
+            assert claim.passed == claim.paper_passed, claim.id
+    ev = claims["T2-beta-KL_test"].evidence
+    assert "β=0.1: 64.70" in ev and "β=5: 5.35" in ev and "Paper:" in ev
+    assert "log V" in claims["T2-MI-bound"].evidence and "10.92" in claims["T2-MI-bound"].evidence
+
+
+def test_claims_fail_on_contradicting_results():
+    rows2 = paper_as_ours(2)
+    for r in rows2:                          # KL_test now rises with β, MI collapses at α=1 β=1
+        if r["objective"] == "vaeas" and r["alpha"] == 1.0:
+            r["kl_test"] = 10.0 * r["beta"]
+            if r["beta"] == 1.0:
+                r["mi"] = 8.0
+    rows2 = [r for r in rows2 if r["objective"] == "vaeas"] + [metrics_row("vae", au=40, nll_test=50.0)]
+    rows1 = [metrics_row("vae", layers=k, au=5 + 4 * k) for k in range(1, 6)]
+    claims = by_id(R.check_claims({1: R.build_table(1, rows1), 2: R.build_table(2, rows2)}, None, None))
+    for cid in ["T1-AU-depth", "T2-beta-KL_test", "T2-MI-bound", "T2-AU-vs-VAE", "T2-NLL-vs-VAE"]:
+        assert claims[cid].passed is False, (cid, claims[cid].evidence)
+        assert claims[cid].paper_passed is True
+    assert claims["T3-beta-KL_test"].passed is None          # no Table 3 results
+
+
+def test_claims_without_data_are_not_applicable(tmp_path):
+    claims = R.check_claims({}, None, None)
+    assert claims and all(c.passed is None for c in claims)
+    assert len({c.id for c in claims}) == len(claims)
+    R.write_claims(claims, tmp_path / "claims.md")
+    text = (tmp_path / "claims.md").read_text()
+    assert f"Ours: 0 PASS, 0 FAIL, {len(claims)} N/A" in text
+    assert all(c.id in text for c in claims)
+
+
+def test_mi_bound_uses_the_label_count():
+    """With V = 1,000 shared labels the softmax MI cannot exceed log V = 6.91 < log N."""
+    rows = [metrics_row(alpha=a, beta=b, seed=0, label_count=1000, mi=math.log(1000) - 0.1)
+            for a, b in [(1, 0.1), (1, 0.5), (1, 1), (0.5, 1), (2, 1)]]
+    claim = by_id(R.check_claims({2: R.build_table(2, rows)}, None, None))["T2-MI-bound"]
+    assert claim.passed is True and "1,000" in claim.evidence
+    rows[2]["mi"] = math.log(1000) - 0.8
+    claim = by_id(R.check_claims({2: R.build_table(2, rows)}, None, None))["T2-MI-bound"]
+    assert claim.passed is False
+
+
+def synthetic_mc(rng, sizes=(1000, 500, 100, 20), repeats=5, true_mi=6.0, true_md=3.0, seed=0, alpha=1.0):
+    rows = []
+    for s in sizes:
+        for r in range(repeats):
+            noise = 2.0 / math.sqrt(s)
+            rows.append({"dataset": "digits", "alpha": alpha, "beta": 1.0, "seed": seed, "size": s, "repeat": r,
+                         "mi": min(true_mi, math.log(s)) - 30.0 / s + noise * rng.standard_normal(),
+                         "md": true_md + 20.0 / s + noise * rng.standard_normal()})
+    return pd.DataFrame(rows)
+
+
+def test_figure2_claims():
+    rng = np.random.default_rng(0)
+    frames = [synthetic_mc(rng), synthetic_mc(rng, alpha=2.0)]
+    soft = [{"dataset": "digits", "alpha": 1.0, "beta": 1.0, "seed": 0, "mi": 5.95, "md": 3.05, "label_count": 1247,
+             "log_n": math.log(1247)},
+            {"dataset": "digits", "alpha": 2.0, "beta": 1.0, "seed": 0, "mi": 5.9, "md": 3.1, "label_count": 100,
+             "log_n": math.log(1247)}]
+    claims = by_id(R.check_claims({}, R.combine_mc(frames, soft), None))
+    for cid in ("Fig2-MC-drift", "Fig2-MC-sd", "Fig2-softmax"):
+        assert claims[cid].passed is True, claims[cid].evidence
+    soft[1]["md"] = 30.0                                   # a softmax MD far from every MC value
+    assert by_id(R.check_claims({}, R.combine_mc(frames, soft), None))["Fig2-softmax"].passed is False
+    flat = frames[0].assign(mi=6.0 + 0.0 * frames[0]["mi"], md=3.0)
+    flat.loc[flat["size"] == 500, ["mi", "md"]] = [5.0, 4.0]   # drift at the next-largest S, none at S_min
+    claims = by_id(R.check_claims({}, flat, None))
+    assert claims["Fig2-MC-drift"].passed is False
+    assert claims["Fig2-softmax"].passed is None          # no softmax columns
+    with pytest.raises(ValueError, match="alpha"):
+        R.combine_mc(frames, soft[::-1])
+
+
+def synthetic_log(epochs=20, gap_end=0.1):
+    e = np.arange(1, epochs + 1)
+    kl = 20.0 + 5.0 * np.exp(-e / 5)
+    mi = 6.0 - 3.0 * np.exp(-e / 4)
+    gap = gap_end + 4.0 * np.exp(-e / 3)
+    md = kl - mi - gap
+    return pd.DataFrame({"epoch": e, "loss": 100.0 - e, "recon": 80.0 - e, "kl": kl, "mi": mi, "md": md,
+                         "sc": 0.3 + np.exp(-e / 3), "entropy": 0.2 + gap, "seconds": 0.5})
+
+
+def test_figure3_claim():
+    claim = by_id(R.check_claims({}, None, synthetic_log(gap_end=0.1)))["Fig3-KL-decomposition"]
+    assert claim.passed is True and "epoch 20" in claim.evidence and claim.paper_passed is True
+    claim = by_id(R.check_claims({}, None, synthetic_log(gap_end=3.0)))["Fig3-KL-decomposition"]
+    assert claim.passed is False
+
+
+def test_trend_rule():
+    assert R.trend(pd.Series([5.0, 4.0, 4.5, 1.0], index=[0.1, 1, 2, 5]), -1)[0] is True
+    assert R.trend(pd.Series([5.0, 5.0, 5.0], index=[1, 2, 3]), -1)[0] is False
+    assert R.trend(pd.Series([1.0, 2.0, 3.0], index=[1, 2, 3]), -1)[0] is False
+    assert R.trend(pd.Series([1.0], index=[1]), -1)[0] is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures and the report
+
+def assert_png(path, min_size=(300, 200)):
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    with Image.open(path) as im:
+        assert im.size[0] > min_size[0] and im.size[1] > min_size[1], im.size
+
+
+def tiny_model(alpha, seed):
+    torch.manual_seed(seed)
+    cfg = Config(model=ModelConfig(latent_dim=4, hidden_units=16, encoder_layers=1, decoder_layers=1, classifier_layers=1),
+                 evaluation=EvaluationConfig(binarize_seed=7))
+    model = VAE(64, cfg.model)
+    meta = {"image_shape": [8, 8], "spec": RunSpec("digits", "vaeas", alpha, 1.0, seed), "cfg": cfg}
+    return model, meta
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    """Every figure, table and the claims of a synthetic run, written once for the module."""
+    out = tmp_path_factory.mktemp("report")
+    rng = np.random.default_rng(1)
+    tables = tables_from_paper()
+    files = {}
+    for t, df in tables.items():
+        R.write_table(df, out / f"table{t}.csv", out / f"table{t}.md")
+        R.figure_table(df, t, out / f"fig_table{t}.png")
+        files[f"table{t}"] = out / f"table{t}.md"
+        files[f"fig_table{t}"] = out / f"fig_table{t}.png"
+    soft = [{"dataset": "digits", "alpha": 1.0, "beta": 1.0, "seed": 0, "mi": 5.95, "md": 3.05, "label_count": 1247,
+             "log_n": math.log(1247)},
+            {"dataset": "digits", "alpha": 1.0, "beta": 1.0, "seed": 0, "mi": 4.5, "md": 3.3, "label_count": 100,
+             "log_n": math.log(1247)}]
+    mc = R.figure_mc_vs_softmax([synthetic_mc(rng), synthetic_mc(rng, true_mi=5.0)], soft, out / "fig2.png")
+    log = pd.concat([synthetic_log().assign(run="s0"), synthetic_log(gap_end=0.3).assign(run="s1")])
+    R.figure_kl_decomposition(log, out / "fig3.png")
+    data = SimpleNamespace(train_x=torch.rand(100, 64), test_x=torch.rand(70, 64))
+    R.figure_reconstructions({"hi": tiny_model(5.0, 1), "lo": tiny_model(0.2, 0)}, out / "fig4.png", n=64, data=data)
+    files.update(fig2=out / "fig2.png", fig3=out / "fig3.png", fig4=out / "fig4.png")
+    claims = R.check_claims(tables, mc, log)
+    R.write_claims(claims, out / "claims.md")
+    files["claims"] = out / "claims.md"
+    return out, files, claims
+
+
+@pytest.mark.parametrize("name", ["fig_table1", "fig_table2", "fig_table3", "fig2", "fig3", "fig4"])
+def test_figures_are_pngs(outputs, name):
+    _, files, _ = outputs
+    assert_png(files[name])
+
+
+def test_figure_reconstructions_needs_two_models(tmp_path):
+    with pytest.raises(ValueError, match="two models"):
+        R.figure_reconstructions([tiny_model(0.2, 0)], tmp_path / "f.png",
+                                 data=SimpleNamespace(train_x=torch.rand(10, 64), test_x=torch.rand(10, 64)))
+
+
+def test_reconstruction_grid_shape():
+    model, _ = tiny_model(1.0, 0)
+    grid = R.reconstruction_grid(model, torch.rand(64, 64), (8, 8))
+    assert grid.shape == (8 * 10 + 2, 8 * 10 + 2) and 0.0 <= grid.min() and grid.max() <= 1.0
+
+
+def test_report_embeds_tables_figures_claims_and_provenance(outputs, tmp_path):
+    out, files, claims = outputs
+    params = tmp_path / "params.yaml"
+    params.write_text("profile: demo\n")
+    times = R.collect_stage_times([metrics_row(seconds=3.0), metrics_row(seed=1, seconds=4.5)],
+                                  {"mnist-vaeas-a1-b1-s0": synthetic_log()})
+    assert times["evaluate (total)"] == 7.5 and times["train (total)"] == 10.0
+    prov = R.provenance(params, times)
+    for key in ("git_commit", "git_dirty", "params_sha256", "profile", "packages", "device", "stage_times_s"):
+        assert key in prov
+    assert prov["params_sha256"] == hashlib.sha256(params.read_bytes()).hexdigest()
+    assert prov["profile"] == "demo"
+    assert {"torch", "torchvision", "numpy", "pandas", "snakemake", "dvc"} <= set(prov["packages"])
+    assert prov["packages"]["torch"] == torch.__version__.split("+")[0] or prov["packages"]["torch"] in torch.__version__
+
+    sections = [R.Section("Claims", files=[files["claims"]]),
+                *[R.Section(f"Table {t}", files=[files[f"table{t}"], files[f"fig_table{t}"]]) for t in (1, 2, 3)],
+                R.Section("Figure 2", "Monte Carlo vs softmax.", [files["fig2"]]),
+                R.Section("Figure 3", files=[files["fig3"]]),
+                R.Section("Figure 4", files=[files["fig4"]])]
+    report_path = out / "REPORT.md"
+    R.write_report(report_path, sections, prov)
+    text = report_path.read_text()
+    for t in (1, 2, 3):
+        assert files[f"table{t}"].read_text().strip() in text
+    for name in ("fig_table1", "fig_table2", "fig_table3", "fig2", "fig3", "fig4"):
+        assert f"]({files[name].name})" in text           # relative link beside the report
+        assert (report_path.parent / files[name].name).is_file()
+    assert R.claims_summary(claims) in text
+    for key in ("git commit", "params.yaml sha256", "profile", "package torch", "device (CPU)", "train (total)"):
+        assert key in text
+    assert prov["params_sha256"] in text
+    with pytest.raises(VaeasError, match="not found"):
+        R.write_report(tmp_path / "R.md", [R.Section("x", files=[tmp_path / "missing.png"])], prov)
+
+
+def test_provenance_in_this_repository():
+    from pathlib import Path
+
+    params = Path(__file__).resolve().parents[1] / "params.yaml"
+    prov = R.provenance(params, {})
+    assert prov["git_commit"] is None or re.fullmatch(r"[0-9a-f]{40}", prov["git_commit"])
+    if prov["git_commit"]:
+        assert isinstance(prov["git_dirty"], bool)
+
+
+def test_figure_reconstructions_from_model_files(tmp_path):
+    """The real route: model files from vaeas.training.train, data from vaeas.data.load."""
+    from vaeas import data
+    from vaeas.config import DataConfig, TrainingConfig
+    from vaeas.training import train
+
+    data.process("digits", DataConfig(root=str(tmp_path / "data")))
+    cfg = Config(data=DataConfig(root=str(tmp_path / "data")),
+                 model=ModelConfig(latent_dim=4, hidden_units=16, encoder_layers=1, decoder_layers=1, classifier_layers=1),
+                 training=TrainingConfig(epochs=1, batch_size=256, device="cpu"))
+    path = train(cfg, RunSpec("digits", "vaeas", 0.2, 1.0, 0), tmp_path / "a0.2.pt", progress=False)
+    other = tiny_model(5.0, 1)                    # a loaded (model, meta) pair mixes with a file
+    R.figure_reconstructions([other, path], tmp_path / "fig4.png", n=16)
+    assert_png(tmp_path / "fig4.png")
