@@ -36,13 +36,15 @@ def batch_and_model(heads=1, classes=0, n=200):
     return model, x, spec
 
 
-def test_vaeas_at_alpha_beta_one_is_elbo_plus_sc_minus_entropy():
-    """MI + MD = log N − H + KL − log N + SC: eq. 3 at α = β = 1 is the ELBO plus (SC − H)."""
-    model, x, spec = batch_and_model()
+@pytest.mark.parametrize("heads,classes", [(1, 0), (1, 15), (2, 15)])
+def test_vaeas_at_alpha_beta_one_is_elbo_plus_sc_minus_entropy(heads, classes):
+    """MI + MD = log N − H + KL − log N + SC: eq. 3 at α = β = 1 is the ELBO plus (SC − H),
+    for full, shared and multi-head labels alike (N = N_eff, the labels in use)."""
+    model, x, spec = batch_and_model(heads=heads, classes=classes)
     g = torch.Generator().manual_seed(1)
     t = loss_terms(model, x, spec.labels, RunSpec("digits", "vaeas", 1.0, 1.0), spec, g)
     assert torch.allclose(t.loss, t.recon + t.kl + t.sc - t.entropy, atol=1e-5)
-    assert torch.allclose(t.md, t.kl - math.log(spec.n_samples) + t.sc, atol=1e-5)
+    assert torch.allclose(t.md, t.kl - math.log(spec.effective_count) + t.sc, atol=1e-5)
     assert torch.allclose(t.mi, math.log(spec.effective_count) - t.entropy, atol=1e-5)
 
 

@@ -8,6 +8,7 @@ writes its one output file atomically. Input errors are printed as a single line
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__
@@ -42,10 +43,20 @@ def cmd_process(args) -> None:
 
 
 def cmd_train(args) -> None:
+    from . import experiments
     from .training import RunSpec, train
 
     cfg = _config(args)
-    spec = RunSpec(args.dataset, args.objective, args.alpha, args.beta, args.seed)
+    if args.run:
+        if args.dataset:
+            raise VaeasError("give either --run or --dataset, not both")
+        run = experiments.resolve(cfg, args.run)
+        cfg = experiments.config_for(cfg, run)
+        spec = RunSpec(run.dataset, run.objective, run.alpha, run.beta, args.seed)
+    elif args.dataset:
+        spec = RunSpec(args.dataset, args.objective, args.alpha, args.beta, args.seed)
+    else:
+        raise VaeasError("give --run EXPERIMENT.RUN (from params.yaml) or --dataset")
     spec.validate()
     path = train(cfg, spec, args.out, progress=not args.quiet)
     print(f"vaeas: wrote {path}")
@@ -75,6 +86,55 @@ def cmd_mc_estimate(args) -> None:
     print(frame.groupby("size")[["mi", "md"]].agg(["mean", "std"]).to_string())
 
 
+def cmd_table(args) -> None:
+    from .pipeline import make_table
+
+    make_table(_config(args), args.table)
+
+
+def cmd_figure(args) -> None:
+    from .pipeline import make_figure
+
+    make_figure(_config(args), args.name)
+
+
+def cmd_claims(args) -> None:
+    from .pipeline import make_claims
+
+    make_claims(_config(args))
+
+
+def cmd_report(args) -> None:
+    from .pipeline import make_report
+
+    make_report(_config(args), args.params)
+
+
+def cmd_dvc_yaml(args) -> None:
+    from . import experiments
+    from .io import write_text
+    from .pipeline import dvc_yaml, load_raw
+
+    cfg = _config(args)
+    experiments.validate(cfg)
+    text = dvc_yaml(cfg, load_raw(args.params))
+    if args.check:
+        current = open(args.out).read() if os.path.exists(args.out) else ""
+        if current != text:
+            raise VaeasError(f"{args.out} is out of date with {args.params}; run 'vaeas dvc-yaml --profile {cfg.profile}'")
+        return
+    write_text(args.out, text)
+    print(f"vaeas: wrote {args.out}")
+
+
+def cmd_check(args) -> None:
+    from . import experiments
+
+    cfg = _config(args)
+    experiments.validate(cfg)
+    print(f"vaeas: {args.params} is valid (profile '{cfg.profile}', {len(experiments.runs(cfg))} runs x {len(experiments.seeds(cfg))} seeds)")
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model file written by 'vaeas train'")
     p.add_argument("--out", required=True, help="output file")
@@ -99,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_process)
 
     p = sub.add_parser("train", help="train VAE or VAE-AS; resumes from its checkpoint")
-    p.add_argument("--dataset", required=True, help="mnist, omniglot or digits")
+    p.add_argument("--run", default=None, help="a run of the grid, EXPERIMENT.RUN (e.g. table2.a1_b0p5)")
+    p.add_argument("--dataset", default=None, help="mnist, omniglot or digits (ad-hoc run instead of --run)")
     p.add_argument("--objective", default="vaeas", help="vae (ELBO) or vaeas (eq. 3)")
     p.add_argument("--alpha", type=float, default=1.0, help="weight of MI in eq. 3")
     p.add_argument("--beta", type=float, default=1.0, help="weight of MD in eq. 3")
@@ -116,6 +177,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("mc-estimate", help="Monte Carlo MI and MD for each S of evaluation.mc_sizes -> CSV")
     _add_model_args(p)
     p.set_defaults(func=cmd_mc_estimate)
+
+    p = sub.add_parser("table", help="Table 1, 2 or 3: ours beside the paper's -> CSV + Markdown")
+    p.add_argument("table", type=int, choices=(1, 2, 3))
+    _add_config_args(p)
+    p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("figure", help="a figure: fig2, fig3, fig4, fig5, table1, table2, table3 -> PNG")
+    p.add_argument("name")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_figure)
+
+    p = sub.add_parser("claims", help="machine-checked claims of the paper's §5 -> claims.md")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_claims)
+
+    p = sub.add_parser("report", help="REPORT.md with every table, figure, claim and the provenance")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("dvc-yaml", help="generate dvc.yaml for a profile from params.yaml")
+    p.add_argument("--out", default="dvc.yaml")
+    p.add_argument("--check", action="store_true", help="fail if the file is not current")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_dvc_yaml)
+
+    p = sub.add_parser("check", help="validate params.yaml and the experiment grid (no compute)")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_check)
     return parser
 
 

@@ -161,18 +161,33 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     return key.strip().split("."), yaml.safe_load(value)
 
 
+def set_dotted(raw: dict, key: str, value: Any) -> dict:
+    """Copy of ``raw`` with ``section.key`` set to ``value``."""
+    out = copy.deepcopy(raw)
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise VaeasError(f"override '{key}': '{part}' is not a section")
+    node[parts[-1]] = value
+    return out
+
+
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Apply ``section.key=value`` strings (values parsed as YAML) to a merged config dict."""
-    out = copy.deepcopy(raw)
     for item in overrides:
         path, value = _parse_override(item)
-        node = out
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise VaeasError(f"--set {item!r}: '{part}' is not a section")
-        node[path[-1]] = value
-    return out
+        raw = set_dotted(raw, ".".join(path), value)
+    return raw
+
+
+def with_overrides(cfg: "Config", overrides: Mapping[str, Any], source: str) -> "Config":
+    """``cfg`` with dotted-key overrides applied, validated again."""
+    merged = {k: v for k, v in cfg.to_dict().items() if k in SECTIONS}
+    for key, value in overrides.items():
+        merged = set_dotted(merged, key, value)
+    return build_config(merged, profile=cfg.profile, source=source)
 
 
 def _check_cross_keys(cfg: Config, source: str) -> None:

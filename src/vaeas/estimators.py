@@ -175,24 +175,32 @@ def mutual_information_softmax(logits: Logits, n_labels: int) -> torch.Tensor:
     return math.log(n_labels) - softmax_entropy(logits).mean()
 
 
-def marginal_kl_softmax(kl: torch.Tensor, sc: torch.Tensor, n_samples: int) -> torch.Tensor:
+def marginal_kl_softmax(kl: torch.Tensor, sc: torch.Tensor, n_labels: int) -> torch.Tensor:
     """Softmax marginal-KL estimate, eq. 10: mean(kl) − log N + mean(sc) (a scalar).
 
     Eq. 10 gives log q̄(z) = log q(z|x_i) − log N − log s_ω(e_i|z), so
     KL(q̄ || p) = E[log q(z|x_i) − log N − log s_ω(e_i|z) − log p(z)], and the expectation of
     log q(z|x_i) − log p(z) under z ~ q(z|x_i) is taken with the analytic per-sample KL
     (``kl``, from :func:`kl_standard_normal`); ``sc`` is the per-sample SC of eq. 8
-    (:func:`softmax_cross_entropy`). N is the number of training samples (q(x = x_i) = 1/N).
+    (:func:`softmax_cross_entropy`). With one label per sample N is the number of training
+    samples (q(x = x_i) = 1/N), exactly eq. 10.
+
+    With shared labels (§3.3) the caller passes the same N_eff as to
+    :func:`mutual_information_softmax` (:func:`effective_label_count`). The classifier then
+    models q(label | z), and log N_eff keeps the decomposition of Appendix 7.1 intact:
+    MI + MD = mean KL + (SC − H) for any V, so MI + MD still tracks the mean KL (Fig. 3) and
+    MD → mean KL when z carries no information (SC = H = log V). With log N instead, MD would
+    fall below zero whenever posteriors overlap (docs/decisions.md).
 
     Evidence for this reading: every VAE-AS row of the paper's Tables 2 and 3 satisfies
     MD = KL_train − log N + SC to ±0.02 with N = 55,000 (MNIST) and N = 24,345 (Omniglot),
     e.g. MNIST α = β = 1: 21.22 − log 55000 + 0.35 = 10.655 (table: 10.66).
     """
-    if n_samples < 1:
-        raise ValueError(f"marginal_kl_softmax: n_samples must be ≥ 1, got {n_samples}")
+    if n_labels < 1:
+        raise ValueError(f"marginal_kl_softmax: n_labels must be ≥ 1, got {n_labels}")
     kl = torch.as_tensor(kl)
     sc = torch.as_tensor(sc, device=kl.device)
-    return kl.mean() - math.log(n_samples) + sc.mean()
+    return kl.mean() - math.log(n_labels) + sc.mean()
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ them to the pure functions of :mod:`vaeas.estimators` and :mod:`vaeas.metrics`.
 * NLL_train: the reconstruction term E_q[−log p(x|z)] on the training set (one z per sample).
 * MI, MD, SC: softmax estimates (eqs. 5, 9, 10, 8) on the training set, in the same pass and
   with the same z as NLL_train and KL_train, so MD = KL_train − log N + SC holds for the
-  reported numbers exactly.
+  reported numbers exactly (N is the number of labels in use, N_eff, with shared labels).
 
 All evaluation uses the fixed seeded binarization (``evaluation.binarize_seed``).
 """
@@ -67,7 +67,7 @@ def training_set_pass(model: VAE, x: torch.Tensor, labels: torch.Tensor | None, 
     if model.classifier is not None:
         sc_all, h_all = torch.cat(sc), torch.cat(entropy)
         out["mi"] = math.log(n_eff) - h_all.mean().item()
-        out["md"] = marginal_kl_softmax(kl_all, sc_all, n).item()
+        out["md"] = marginal_kl_softmax(kl_all, sc_all, n_eff).item()
         out["sc"] = sc_all.mean().item()
     return out
 

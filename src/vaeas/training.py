@@ -128,7 +128,7 @@ def loss_terms(model: VAE, x: torch.Tensor, labels: torch.Tensor | None, spec: R
     logits = model.classify(z)
     sc_per_sample = softmax_cross_entropy(logits, labels)
     mi = mutual_information_softmax(logits, label_spec.effective_count)
-    md = marginal_kl_softmax(kl_per_sample, sc_per_sample, label_spec.n_samples)
+    md = marginal_kl_softmax(kl_per_sample, sc_per_sample, label_spec.effective_count)
     loss = recon + spec.alpha * mi + spec.beta * md
     entropy = math.log(label_spec.effective_count) - mi
     return LossTerms(loss, recon, kl, mi, md, sc_per_sample.mean(), entropy)

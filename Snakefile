@@ -1,0 +1,26 @@
+# vaeas: rebuild every table and figure of the paper.
+#   snakemake --cores 4                      # the profile named in params.yaml
+#   snakemake --cores 4 --config profile=ci  # another profile
+# The default rule is declared here, in the root file: `include:` restores the previous default
+# target, so a root file that only includes others would build nothing.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+
+
+rule all:
+    input:
+        ALL_TARGETS,
+    default_target: True
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"

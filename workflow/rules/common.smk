@@ -1,0 +1,47 @@
+# Shared setup: validate params.yaml once (one-line error naming the key, before any job),
+# and ask the package for the grid and every path. No pipeline logic lives here.
+import sys
+
+from snakemake.utils import validate
+
+from vaeas import experiments as EXPS
+from vaeas import pipeline as PIPE
+from vaeas.config import load_config, schema_path
+from vaeas.errors import VaeasError
+
+PARAMS = "params.yaml"
+# Values given with --config arrive as strings; only `profile` is meant to be set that way.
+PROFILE = str(config.get("profile", ""))
+try:
+    CFG = load_config(PARAMS, profile=PROFILE)
+    EXPS.validate(CFG)
+except VaeasError as exc:
+    sys.exit(f"vaeas: error: {exc}")
+validate({k: v for k, v in config.items() if k != "profile"}, schema=str(schema_path()))
+
+SEEDS = EXPS.seeds(CFG)
+RUNS = {(r.experiment, r.name): r for r in EXPS.runs(CFG)}
+
+
+def _cuda() -> bool:
+    if CFG.training.device == "cpu":
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+GPU = 1 if _cuda() else 0
+
+
+def run_of(wildcards):
+    return RUNS[(wildcards.experiment, wildcards.run)]
+
+
+ALL_TARGETS = [f"{PIPE.results_dir(CFG)}/REPORT.md"]
+
+
+wildcard_constraints:
+    profile=PROFILE,
+    experiment="|".join(sorted({e for e, _ in RUNS})) or "none",
+    seed=r"\d+",

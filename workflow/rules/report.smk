@@ -1,0 +1,44 @@
+# tables -> figures -> claims -> report. Inputs come from vaeas.pipeline, the same functions
+# that generate dvc.yaml, so both DAGs read and write the same files.
+RES = PIPE.results_dir(CFG)
+
+
+rule table:
+    input:
+        lambda wc: PIPE.table_inputs(CFG, int(wc.n)),
+    output:
+        csv=f"{RES}/tables/table{{n}}.csv",
+        md=report(f"{RES}/tables/table{{n}}.md", caption="../report/table.rst", category="Tables"),
+    wildcard_constraints:
+        n="[123]",
+    shell:
+        "vaeas table {wildcards.n} --profile {PROFILE}"
+
+
+rule figure:
+    input:
+        lambda wc: PIPE.figure_inputs(CFG, wc.name),
+    output:
+        report(f"{RES}/figures/{{name}}.png", caption="../report/figure.rst", category="Figures"),
+    wildcard_constraints:
+        name="fig[2345]|table[123]",
+    shell:
+        "vaeas figure {wildcards.name} --profile {PROFILE}"
+
+
+rule claims:
+    input:
+        PIPE.claims_inputs(CFG),
+    output:
+        report(f"{RES}/claims.md", caption="../report/claims.rst", category="Claims"),
+    shell:
+        "vaeas claims --profile {PROFILE}"
+
+
+rule report:
+    input:
+        PIPE.report_inputs(CFG),
+    output:
+        f"{RES}/REPORT.md",
+    shell:
+        "vaeas report --profile {PROFILE}"

@@ -1,0 +1,21 @@
+# train: one job per data set x configuration x seed. `params` carries the run's resolved
+# configuration so that editing it in params.yaml reruns exactly this job.
+
+
+rule train:
+    input:
+        lambda wc: PIPE.processed_path(CFG, run_of(wc).dataset),
+    output:
+        model="runs/{profile}/{experiment}/{run}/seed{seed}/model.pt",
+        log="runs/{profile}/{experiment}/{run}/seed{seed}/model.log.csv",
+    params:
+        config=lambda wc: EXPS.config_for(CFG, run_of(wc)).to_dict(),
+        run=lambda wc: run_of(wc).__dict__,
+    threads: 1
+    resources:
+        gpu=GPU,
+    log:
+        "logs/{profile}/train-{experiment}-{run}-seed{seed}.log",
+    shell:
+        "OMP_NUM_THREADS={threads} vaeas train --run {wildcards.experiment}.{wildcards.run} "
+        "--seed {wildcards.seed} --out {output.model} --quiet --profile {wildcards.profile} > {log} 2>&1"
