@@ -17,6 +17,7 @@ are decided; the Snakefile and the generated dvc.yaml both ask it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +86,16 @@ def config_for(cfg: Config, run: Run) -> Config:
     if not run.overrides:
         return cfg
     return with_overrides(cfg, run.overrides, source=f"params.yaml (run {run.id})")
+
+
+def run_params(cfg: Config, run: Run) -> dict:
+    """Everything that determines one run's model: its resolved sections and the run itself.
+
+    Snakemake compares this between invocations (rerun trigger 'params'), so it must not carry
+    the rest of the grid: editing one run's β must not rerun the others."""
+    resolved = config_for(cfg, run).to_dict()
+    keep = ("data", "model", "labels", "training")
+    return {**{k: resolved[k] for k in keep}, "run": dataclasses.asdict(run)}
 
 
 def reconstruction_runs(cfg: Config) -> dict[str, list[Run]]:

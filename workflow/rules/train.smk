@@ -9,8 +9,7 @@ rule train:
         model="runs/{profile}/{experiment}/{run}/seed{seed}/model.pt",
         log="runs/{profile}/{experiment}/{run}/seed{seed}/model.log.csv",
     params:
-        config=lambda wc: EXPS.config_for(CFG, run_of(wc)).to_dict(),
-        run=lambda wc: run_of(wc).__dict__,
+        run=lambda wc: EXPS.run_params(CFG, run_of(wc)),
     threads: 1
     resources:
         gpu=GPU,

@@ -1,0 +1,88 @@
+"""The CLI contract: one-line errors with exit status 2, before any compute; outputs written."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from vaeas import data
+from vaeas.cli import main
+from vaeas.config import DataConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def only_error_line(err: str) -> str:
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("vaeas: error: ")
+    return lines[0][len("vaeas: error: "):]
+
+
+def test_check_accepts_the_repository_params(capsys):
+    code, out, _ = run_cli(capsys, "check", "--params", str(REPO / "params.yaml"), "--profile", "paper")
+    assert code == 0 and "34 runs x 3 seeds" in out
+
+
+def test_unknown_run_is_named(capsys):
+    code, _, err = run_cli(capsys, "train", "--params", str(REPO / "params.yaml"), "--profile", "ci",
+                           "--run", "table2.a7_b7", "--out", "unused.pt")
+    assert code == 2
+    assert only_error_line(err).startswith("no run 'table2.a7_b7' under 'experiments' in profile 'ci' (defined: table1.dec1, ")
+    assert not Path("unused.pt").exists()
+
+
+def test_bad_override_is_named(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "check", "--params", str(REPO / "params.yaml"), "--set", "training.lr=-3")
+    assert code == 2
+    assert only_error_line(err) == f"{REPO / 'params.yaml'}: training.lr: -3 is less than or equal to the minimum of 0"
+
+
+def test_unknown_dataset_is_named(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "process", "cifar", "--params", str(REPO / "params.yaml"))
+    assert code == 2
+    assert only_error_line(err) == "unknown data set 'cifar' (choose from: digits, mnist, omniglot)"
+
+
+def test_missing_model_file_is_named(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "evaluate", "--model", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "m.json"))
+    assert code == 2 and only_error_line(err) == f"model file {tmp_path / 'nope.pt'} not found"
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_dvc_yaml_is_current(capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    code, _, err = run_cli(capsys, "dvc-yaml", "--check")
+    assert code == 0, err
+
+
+def test_train_then_evaluate_reports_every_table2_column(capsys, tmp_path):
+    """Issue 3's 'done when': one VAE-AS configuration on digits reports every Table 2 column,
+    and the reported numbers satisfy MD = KL_train − log N + SC exactly."""
+    root = tmp_path / "data"
+    data.process("digits", DataConfig(root=str(root)))
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        f"data:\n  root: {root}\nmodel:\n  hidden_units: 32\n  decoder_layers: 1\n"
+        "training:\n  epochs: 2\n  device: cpu\nevaluation:\n  iw_samples: 8\n")
+    model = tmp_path / "run" / "model.pt"
+    code, out, err = run_cli(capsys, "train", "--params", str(params), "--dataset", "digits", "--objective", "vaeas",
+                             "--alpha", "0.5", "--beta", "2", "--out", str(model), "--quiet")
+    assert code == 0, err
+    metrics = tmp_path / "run" / "metrics.json"
+    code, out, err = run_cli(capsys, "evaluate", "--model", str(model), "--out", str(metrics), "--quiet")
+    assert code == 0, err
+    row = json.loads(metrics.read_text())
+    for col in ("nll_test", "kl_test", "au", "nll_train", "kl_train", "mi", "md", "sc"):
+        assert math.isfinite(row[col]), col
+    assert row["md"] == pytest.approx(row["kl_train"] - math.log(1247) + row["sc"], abs=1e-6)
+    assert 0 <= row["mi"] <= math.log(1247) + 1e-9
+    assert row["nll_test"] > 0 and row["kl_test"] >= 0 and 0 <= row["au"] <= 40
+    assert (row["alpha"], row["beta"], row["n_train"]) == (0.5, 2.0, 1247)
