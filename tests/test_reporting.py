@@ -412,3 +412,16 @@ def test_figure_reconstructions_from_model_files(tmp_path):
     other = tiny_model(5.0, 1)                    # a loaded (model, meta) pair mixes with a file
     R.figure_reconstructions([other, path], tmp_path / "fig4.png", n=16)
     assert_png(tmp_path / "fig4.png")
+
+
+def test_table_caption_names_our_data_set_when_it_is_not_the_papers(tmp_path):
+    from vaeas.reporting import build_table, table_title, write_table
+
+    row = {"dataset": "digits", "objective": "vae", "alpha": 1.0, "beta": 1.0, "seed": 0, "decoder_layers": 2,
+           "nll_test": 1.0, "kl_test": 1.0, "au": 1, "nll_train": 1.0, "kl_train": 1.0, "log_n": 7.0, "label_count": 1247}
+    df = build_table(2, [row])
+    assert table_title(df, 2) == "Table 2: VAE-AS on MNIST, α and β sweeps — ours on digits, the paper's on MNIST"
+    write_table(df, tmp_path / "t.csv", tmp_path / "t.md")
+    assert (tmp_path / "t.md").read_text().startswith("**Table 2: VAE-AS on MNIST, α and β sweeps — ours on digits")
+    mnist = build_table(2, [{**row, "dataset": "mnist"}])
+    assert table_title(mnist, 2) == "Table 2: VAE-AS on MNIST, α and β sweeps"

@@ -242,8 +242,17 @@ def build_table(table: int, rows: Sequence[Mapping]) -> pd.DataFrame:
     cols = ["config", *keys, "n_seeds", "in_paper", "log_n", "label_count",
             *[f"{m}_{s}" for m in metrics for s in ("mean", "sd", "paper", "delta")]]
     out = merged[cols].reset_index(drop=True)
+    out["dataset"] = datasets[0] if datasets else ""
     out.attrs["table"] = table
     return out
+
+
+def table_title(df: pd.DataFrame, table: int) -> str:
+    """The paper's title, plus which data set our numbers come from when it is not the paper's."""
+    ours = str(df["dataset"].iloc[0]) if "dataset" in df.columns and len(df) and isinstance(df["dataset"].iloc[0], str) else ""
+    if ours and ours.lower() != TABLE_DATASETS[table].lower():
+        return f"{TABLE_TITLES[table]} — ours on {ours}, the paper's on {TABLE_DATASETS[table]}"
+    return TABLE_TITLES[table]
 
 
 def _sort_num(value: Any) -> float:
@@ -309,7 +318,7 @@ def write_table(df: pd.DataFrame, csv_path: str | os.PathLike, md_path: str | os
     table = _table_of(df)
     with atomic_path(csv_path) as tmp:
         df.to_csv(tmp, index=False)
-    caption = f"**{TABLE_TITLES[table]}.** {CELL_LEGEND}"
+    caption = f"**{table_title(df, table)}.** {CELL_LEGEND}"
     write_text(md_path, f"{caption}\n\n{format_table(df)}\n")
 
 
@@ -559,7 +568,7 @@ def figure_table(df: pd.DataFrame, table: int, path: str | os.PathLike) -> None:
             ax.set_xlabel("decoder hidden layers")
             ax.set_ylabel("active units AU (count, Cov ≥ 0.01)")
             ax.set_xticks(sorted(sub["decoder_layers"].dropna().unique()))
-            ax.set_title(TABLE_TITLES[1])
+            ax.set_title(table_title(df, 1))
             ax.legend([ours_h, paper_h], [ours_kw["label"], paper_kw["label"]])
             fig.tight_layout()
             _save(fig, path)
@@ -603,7 +612,7 @@ def figure_table(df: pd.DataFrame, table: int, path: str | os.PathLike) -> None:
         handles = dict(sorted(handles.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
         fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=len(handles),
                    bbox_to_anchor=(0.5, -0.02))
-        fig.suptitle(TABLE_TITLES[table])
+        fig.suptitle(table_title(df, table))
         fig.tight_layout(rect=(0, 0.04, 1, 1))
     _save(fig, path)
 
