@@ -1,5 +1,6 @@
 # Shared setup: validate params.yaml once (one-line error naming the key, before any job),
 # and ask the package for the grid and every path. No pipeline logic lives here.
+import os
 import sys
 
 from snakemake.utils import validate
@@ -25,6 +26,10 @@ RUNS = {(r.experiment, r.name): r for r in EXPS.runs(CFG)}
 
 def _cuda() -> bool:
     if CFG.training.device == "cpu":
+        return False
+    # No GPU driver on this host (NVIDIA, WSL, ROCm): answer without importing torch, which takes
+    # seconds on every parse of this file, and each Slurm job parses it twice.
+    if not any(os.path.exists(p) for p in ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/dxg", "/dev/kfd")):
         return False
     import torch
 
