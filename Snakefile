@@ -8,6 +8,19 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+# vaeas reads params.yaml before Snakemake does (configfile:), so that invalid YAML, too, ends in
+# one line naming the file and the line, like every other error of params.yaml.
+import sys
+
+from vaeas.config import read_params
+from vaeas.errors import VaeasError
+
+try:
+    read_params("params.yaml")
+except VaeasError as exc:
+    sys.exit(f"vaeas: error: {exc}")
+
+
 configfile: "params.yaml"
 
 

@@ -129,8 +129,10 @@ def cmd_dvc_yaml(args) -> None:
 
 def cmd_check(args) -> None:
     from . import experiments
+    from .config import check_params
 
-    cfg = _config(args)
+    # Every profile is checked, not only the one in force: a profile's error is found now.
+    cfg = check_params(args.params, profile=args.profile, overrides=args.overrides)
     experiments.validate(cfg)
     print(f"vaeas: {args.params} is valid (profile '{cfg.profile}', {len(experiments.runs(cfg))} runs x {len(experiments.seeds(cfg))} seeds)")
 
@@ -202,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.set_defaults(func=cmd_dvc_yaml)
 
-    p = sub.add_parser("check", help="validate params.yaml and the experiment grid (no compute)")
+    p = sub.add_parser("check", help="validate params.yaml and the experiment grid of every profile (no compute)")
     _add_config_args(p)
     p.set_defaults(func=cmd_check)
     return parser

@@ -315,11 +315,26 @@ def _check_mirror(mirror: str) -> None:
                          f"(set by data.mirror or VAEAS_DATA_MIRROR)")
 
 
+class _HttpsStaysHttps(urllib.request.HTTPRedirectHandler):
+    """Follow redirects (each is still hash-checked), but never from https to plain http."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if req.full_url.startswith("https://") and not newurl.startswith("https://"):
+            raise urllib.error.URLError(f"refused redirect from https to {newurl}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _open_url(request: urllib.request.Request):
+    return urllib.request.build_opener(_HttpsStaysHttps).open(request, timeout=DOWNLOAD_TIMEOUT_S)
+
+
 def download_url(url: str, dest: Path, name: str, progress: bool) -> None:
-    """Stream ``url`` into ``dest`` with a progress bar; one-line error if it fails or stops short."""
+    """Stream ``url`` into ``dest`` with a progress bar; one-line error if it fails or stops short.
+
+    Redirects are followed except from https to http; whatever arrives is verified afterwards."""
     request = urllib.request.Request(url, headers={"User-Agent": f"vaeas/{__version__}"})
     try:
-        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response, open(dest, "wb") as out:
+        with _open_url(request) as response, open(dest, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
             # disable=None lets tqdm switch itself off when stderr is not a terminal (CI, logs).
             with tqdm(total=total or None, unit="B", unit_scale=True, desc=name, leave=False,
@@ -544,12 +559,27 @@ def write_canonical_npz(path: Path, members: Mapping[str, np.ndarray]) -> None:
             archive.writestr(info, _npy_bytes(array), compresslevel=6)
 
 
+def arrays_sha256(arrays: Mapping[str, np.ndarray]) -> str:
+    """sha256 over the six split arrays: each one's name, dtype, shape and bytes, in order.
+
+    Stored in ``meta["arrays_sha256"]`` and checked by :func:`read_processed`: the zip CRCs catch
+    damaged bytes, this catches a file rewritten with other values (still a valid npz)."""
+    digest = hashlib.sha256()
+    for key in ARRAY_KEYS:
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.reshape(-1).view(np.uint8))
+    return digest.hexdigest()
+
+
 def write_processed(path: Path, splits: Mapping[str, np.ndarray], meta: dict) -> None:
-    """Store the six split arrays (x as little-endian float32, y as int64) and ``meta`` as JSON."""
+    """Store the six split arrays (x as little-endian float32, y as int64) and ``meta`` as JSON,
+    with the arrays' sha256 in ``meta["arrays_sha256"]``."""
     members = {}
     for key in ARRAY_KEYS:
         dtype = "<f4" if key.endswith("_x") else "<i8"
         members[key] = np.ascontiguousarray(splits[key], dtype=dtype)
+    meta = {**meta, "arrays_sha256": arrays_sha256(members)}
     members["meta"] = np.array(json.dumps(meta, sort_keys=True))
     write_canonical_npz(path, members)
 
@@ -569,10 +599,26 @@ def read_processed(path: Path, dataset: str) -> tuple[dict[str, np.ndarray], dic
         raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
         raise VaeasError(f"{path} is corrupt or truncated ({type(exc).__name__}); {rerun}") from None
+    recorded = meta.get("arrays_sha256") if isinstance(meta, dict) else None
+    if recorded is None:
+        raise VaeasError(f"{path} records no arrays_sha256 (written by an older vaeas); {rerun}")
+    for key in ARRAY_KEYS:
+        want = "<f4" if key.endswith("_x") else "<i8"
+        if arrays[key].dtype.str != want:
+            raise VaeasError(f"{path}: {key} is {arrays[key].dtype.str}, expected {want}; {rerun}")
+    actual = arrays_sha256(arrays)
+    if actual != recorded:
+        raise VaeasError(f"{path} was altered: its arrays hash to sha256 {actual}, its meta records {recorded}; {rerun}")
     for split in ("train", "valid", "test"):
         x, y = arrays[f"{split}_x"], arrays[f"{split}_y"]
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
             raise VaeasError(f"{path} has inconsistent {split} arrays (x {x.shape}, y {y.shape}); {rerun}")
+        # Intensities feed Bernoulli draws: NaN or values outside [0, 1] are refused, never trained on.
+        if x.size and not (np.isfinite(x).all() and x.min() >= 0.0 and x.max() <= 1.0):
+            bad = int(np.count_nonzero(~(np.isfinite(x) & (x >= 0.0) & (x <= 1.0))))
+            raise VaeasError(f"{path}: {split}_x has {bad} values that are NaN, infinite or outside [0, 1]; {rerun}")
+        if y.size and y.min() < 0:
+            raise VaeasError(f"{path}: {split}_y has negative labels; {rerun}")
     return arrays, meta
 
 

@@ -1,0 +1,325 @@
+"""Reliability (issue 6): interrupted and concurrent runs never lose work or change a number.
+
+* ``vaeas train`` SIGKILLed at random points (before and after its checkpoints) resumes from the
+  last checkpoint and ends bitwise equal, on CPU, to an uninterrupted run;
+* the same for ``snakemake`` (recovery: ``snakemake --unlock`` then ``--rerun-incomplete``) and
+  ``dvc repro`` (recovery: run it again), killed with their whole process group mid-run;
+* ``snakemake --cores 4`` runs four trainings at once and leaves exactly the outputs of a
+  ``--cores 1`` run; no two jobs of any profile write one path.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from vaeas import data, experiments, pipeline
+from vaeas.config import DataConfig, load_config
+from vaeas.training import RunSpec, train
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+# Four trainings (2 runs x 2 seeds) of a few seconds each on the embedded digits.
+PROJECT = {
+    "profile": "r",
+    "data": {"root": "data"},
+    "model": {"latent_dim": 4, "hidden_units": 16, "encoder_layers": 1, "decoder_layers": 1, "classifier_layers": 1},
+    "training": {"epochs": 30, "batch_size": 64, "device": "cpu", "threads": 1},
+    "evaluation": {"iw_samples": 4, "mc_sizes": [1247, 100], "mc_repeats": 2},
+    "experiments": {"seeds": [0, 1], "table2": {"dataset": "digits", "runs": {
+        "vae": {"objective": "vae"},
+        "a1_b1": {"alpha": 1.0, "beta": 1.0}}}},
+    "profiles": {"r": {"description": "reliability: four trainings of Table 2 on digits"}},
+}
+TARGET = "results/r/tables/table2.csv"   # needs every training and evaluation, no figures
+
+
+def strip_seconds(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def same_numbers(a, b) -> bool:
+    """Equality where NaN equals NaN (the VAE's MI/MD columns are NaN)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def read_log(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)]
+
+
+def assert_same_model(path_a: Path, path_b: Path) -> None:
+    a = torch.load(path_a, map_location="cpu", weights_only=False)
+    b = torch.load(path_b, map_location="cpu", weights_only=False)
+    assert a["model"].keys() == b["model"].keys()
+    for name in a["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]), f"{path_a}: {name} differs"
+    assert same_numbers(strip_seconds(a["history"]), strip_seconds(b["history"])), path_a
+
+
+def leftovers(root: Path) -> list[str]:
+    """Temporary or checkpoint files left under runs/ and data/ (none after a completed run)."""
+    return sorted(str(p.relative_to(root)) for d in ("runs", "data", "results") if (root / d).exists()
+                  for p in (root / d).rglob("*") if p.name.endswith((".tmp", ".ckpt")))
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the command and every process it started (a crash, not a polite stop)."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+
+
+def sh(cmd: list[str], cwd: Path) -> str:
+    res = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res.stdout + res.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# vaeas train
+
+TRAIN_PARAMS = {"model": PROJECT["model"], "training": {**PROJECT["training"], "epochs": 40}}
+SPEC = RunSpec("digits", "vaeas", alpha=0.5, beta=2.0, seed=3)
+
+
+@pytest.mark.slow
+def test_train_killed_at_random_points_resumes_bitwise_equal(tmp_path):
+    root = tmp_path / "data"
+    data.process("digits", DataConfig(root=str(root)))
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"data": {"root": str(root)}, **TRAIN_PARAMS}))
+    cfg = load_config(params)
+    threads = torch.get_num_threads()
+    try:
+        reference = train(cfg, SPEC, tmp_path / "ref" / "model.pt", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+
+    out = tmp_path / "run" / "model.pt"
+    ckpt = out.with_name("model.pt.ckpt")
+    cmd = [str(BIN / "vaeas"), "train", "--params", str(params), "--dataset", "digits", "--objective", "vaeas",
+           "--alpha", "0.5", "--beta", "2", "--seed", "3", "--out", str(out), "--quiet"]
+    rng = random.Random(6)
+    kills = []   # the checkpoint's epoch (0: none yet) at each kill
+    last_ckpt_history, seen_mtime = None, None
+    for attempt in range(8):
+        proc = subprocess.Popen(cmd, env=ENV, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if attempt == 0:      # the first kill lands at start-up, before any checkpoint
+            time.sleep(rng.uniform(0.05, 0.3))
+        elif attempt <= 3:    # then three kills at a random time once this run wrote a checkpoint
+            while proc.poll() is None and (not ckpt.exists() or ckpt.stat().st_mtime_ns == seen_mtime):
+                time.sleep(0.005)
+            if ckpt.exists():  # aim before the end: within 70% of the estimated time left
+                state = torch.load(ckpt, map_location="cpu", weights_only=False)
+                per_epoch = sum(r["seconds"] for r in state["history"]) / len(state["history"])
+                time.sleep(rng.uniform(0.0, 0.7 * per_epoch * (40 - state["epoch"])))
+        else:                 # and the last run is left to finish
+            proc.wait(timeout=300)
+        if proc.poll() is not None:
+            break
+        kill_group(proc)
+        if ckpt.exists():
+            seen_mtime = ckpt.stat().st_mtime_ns
+            state = torch.load(ckpt, map_location="cpu", weights_only=False)
+            kills.append(state["epoch"])
+            last_ckpt_history = state["history"]
+        else:
+            kills.append(0)
+    assert proc.returncode == 0, proc.stderr.read().decode()
+    assert kills[0] == 0 and any(0 < e < 40 for e in kills), kills
+
+    assert_same_model(out, reference)
+    assert read_log(out.with_name("model.log.csv")) == read_log(reference.with_name("model.log.csv"))
+    assert not ckpt.exists()
+    # Resumed, not restarted: the epochs before the last kill keep the times measured before it.
+    final = torch.load(out, map_location="cpu", weights_only=False)["history"]
+    if last_ckpt_history:
+        assert final[:len(last_ckpt_history)] == last_ckpt_history
+
+
+# --------------------------------------------------------------------------------------------
+# snakemake and dvc repro on a tiny project
+
+def make_project(tmp: Path, name: str) -> Path:
+    proj = tmp / name
+    proj.mkdir()
+    shutil.copy(REPO / "Snakefile", proj)
+    shutil.copytree(REPO / "workflow", proj / "workflow")
+    (proj / "params.yaml").write_text(yaml.safe_dump(PROJECT, sort_keys=False))
+    return proj
+
+
+def outputs(cfg_root: Path) -> dict[str, Path]:
+    cfg = load_config(cfg_root / "params.yaml")
+    files = {}
+    for run in experiments.runs(cfg):
+        for seed in experiments.seeds(cfg):
+            files[run.model_path(cfg.profile, seed)] = cfg_root / run.model_path(cfg.profile, seed)
+            files[pipeline.log_path(run, cfg, seed)] = cfg_root / pipeline.log_path(run, cfg, seed)
+            files[pipeline.metrics_path(run, cfg, seed)] = cfg_root / pipeline.metrics_path(run, cfg, seed)
+    files[TARGET] = cfg_root / TARGET
+    return files
+
+
+def assert_same_outputs(proj: Path, ref: Path, trainings_only: bool = False) -> None:
+    for name, path in outputs(ref).items():
+        if trainings_only and not name.endswith((".pt", ".log.csv")):
+            continue
+        ours = proj / name
+        assert ours.is_file(), f"{name} missing"
+        if name.endswith(".pt"):
+            assert_same_model(ours, path)
+        elif name.endswith(".log.csv"):
+            assert read_log(ours) == read_log(path), name
+        elif name.endswith(".json"):
+            a, b = (json.loads(p.read_text()) for p in (ours, path))
+            assert same_numbers({k: v for k, v in a.items() if k != "seconds"},
+                                {k: v for k, v in b.items() if k != "seconds"}), name
+        else:
+            assert ours.read_bytes() == path.read_bytes(), name
+    # A kill during a write can leave a hidden temporary file (never the output itself): allowed.
+    assert all(p.endswith(".tmp") for p in leftovers(proj)), leftovers(proj)
+
+
+def snakemake(proj: Path, *args: str) -> str:
+    return sh([str(BIN / "snakemake"), *args], proj)
+
+
+def max_concurrent_trainings(log: str) -> int:
+    """Most train jobs running at once, from Snakemake's job start / finish lines."""
+    running, most, rule = set(), 0, None
+    for line in log.splitlines():
+        if re.match(r"^(local)?rule \w+:", line):
+            rule = line.split()[-1].rstrip(":")
+        elif (m := re.match(r"^\s+jobid: (\d+)", line)) and rule == "train":
+            running.add(m.group(1))
+            most = max(most, len(running))
+        elif m := re.match(r"^Finished jobid: (\d+)", line):
+            running.discard(m.group(1))
+    return most
+
+
+@pytest.fixture(scope="module")
+def serial_reference(tmp_path_factory) -> Path:
+    """The tiny project built by `snakemake --cores 1`: the outputs every other run must equal."""
+    proj = make_project(tmp_path_factory.mktemp("serial"), "ref")
+    snakemake(proj, "--cores", "1", TARGET)
+    assert leftovers(proj) == []
+    return proj
+
+
+def checkpoints(proj: Path) -> list[Path]:
+    return list((proj / "runs").glob("**/model.pt.ckpt")) if (proj / "runs").exists() else []
+
+
+def wait_for_a_checkpoint(proj: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not checkpoints(proj):
+        assert proc.poll() is None, "the run ended before any checkpoint was written"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_snakemake_runs_four_trainings_at_once_with_the_outputs_of_a_serial_run(serial_reference, tmp_path):
+    proj = make_project(tmp_path, "parallel")
+    log = snakemake(proj, "--cores", "4", TARGET)
+    assert max_concurrent_trainings(log) == 4, log
+    assert_same_outputs(proj, serial_reference)
+    assert leftovers(proj) == []
+
+
+@pytest.mark.slow
+def test_snakemake_killed_mid_run_then_rerun_incomplete_gives_the_same_outputs(serial_reference, tmp_path):
+    proj = make_project(tmp_path, "killed")
+    proc = subprocess.Popen([str(BIN / "snakemake"), "--cores", "2", TARGET], cwd=proj, env=ENV,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_a_checkpoint(proj, proc)
+    time.sleep(random.Random(7).uniform(0.0, 0.2))
+    kill_group(proc)
+    interrupted = checkpoints(proj)
+    assert interrupted, "the kill missed every training"
+    # The documented recovery after a crash: release Snakemake's lock, rerun what was incomplete.
+    snakemake(proj, "--unlock")
+    snakemake(proj, "--cores", "2", "--rerun-incomplete", TARGET)
+    assert_same_outputs(proj, serial_reference)
+    assert not [p for p in interrupted if p.exists()]
+
+
+@pytest.mark.slow
+def test_dvc_repro_killed_mid_run_then_rerun_gives_the_same_outputs(serial_reference, tmp_path):
+    proj = make_project(tmp_path, "dvc")
+    sh([str(BIN / "vaeas"), "dvc-yaml"], proj)
+    sh([str(BIN / "dvc"), "init", "--no-scm", "-q"], proj)
+    # The four training stages (and the processing they need): DVC runs one stage at a time,
+    # so the evaluations would only add time, not interruptions.
+    stages = [f"train-table2-{run}-s{seed}" for run in ("vae", "a1_b1") for seed in (0, 1)]
+    proc = subprocess.Popen([str(BIN / "dvc"), "repro", *stages], cwd=proj, env=ENV, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_a_checkpoint(proj, proc)
+    time.sleep(random.Random(8).uniform(0.0, 0.2))
+    kill_group(proc)
+    assert checkpoints(proj), "the kill missed every training"
+    sh([str(BIN / "dvc"), "repro", *stages], proj)
+    assert_same_outputs(proj, serial_reference, trainings_only=True)
+    status = sh([str(BIN / "dvc"), "status", *stages], proj)
+    assert "changed" not in status and "modified" not in status, status
+
+
+# --------------------------------------------------------------------------------------------
+# No two jobs write one path
+
+@pytest.mark.parametrize("profile", sorted(yaml.safe_load((REPO / "params.yaml").read_text())["profiles"]))
+def test_no_two_jobs_write_one_path(profile):
+    """Every output (and every train job's checkpoint beside its model) belongs to one job."""
+    cfg = load_config(REPO / "params.yaml", profile=profile)
+    owner: dict[str, str] = {}
+    for stage in pipeline.stages(cfg, pipeline.load_raw(REPO / "params.yaml")):
+        written = list(stage.outs)
+        if stage.name.startswith("train-"):
+            written += [f"{o}.ckpt" for o in stage.outs if o.endswith(".pt")]
+        for path in written:
+            assert path not in owner, f"{path} is written by {owner[path]} and {stage.name}"
+            owner[path] = stage.name
+
+
+WRITER = """
+import sys
+from vaeas.io import write_text
+version = 0
+while True:
+    version += 1
+    write_text(sys.argv[1], f"{version}\\n" * 1_000_000)
+"""
+
+
+def test_a_write_killed_midway_never_leaves_a_partial_file(tmp_path):
+    """io.atomic_path: a reader (the next job) sees the old complete file or the new complete
+    one, never a prefix, however the writer dies."""
+    target = tmp_path / "out.txt"
+    rng = random.Random(9)
+    checked = 0
+    for _ in range(4):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], env=ENV, start_new_session=True)
+        time.sleep(rng.uniform(0.3, 1.2))
+        kill_group(proc)
+        if target.exists():      # absent only if the very first write had not finished
+            lines = target.read_text().splitlines()
+            assert len(lines) == 1_000_000 and len(set(lines)) == 1, "a partial file is visible"
+            checked += 1
+    assert checked >= 2
