@@ -178,3 +178,19 @@ def test_mean_kl():
     v = mean_kl(mu, logvar)
     assert isinstance(v, float)
     assert v == pytest.approx(kl_standard_normal(mu, logvar).mean().item())
+
+
+def test_bernoulli_log_likelihood_forward_only_path_matches_the_differentiable_one():
+    """Under no_grad (the IW-NLL) softplus is computed from exp and log; same values."""
+    g = _gen(5)
+    for dtype, tol in ((F64, 1e-11), (torch.float32, 2e-4)):           # values ~ 1e3: summation order
+        logits = (torch.randn(7, 5, 300, generator=g, dtype=F64) * 8).to(dtype)
+        x = (torch.rand(5, 300, generator=g) < 0.4).to(dtype)
+        want = bernoulli_log_likelihood(logits.clone().requires_grad_(), x).detach()
+        with torch.no_grad():
+            got = bernoulli_log_likelihood(logits, x)
+        torch.testing.assert_close(got, want, rtol=tol, atol=0.0)
+    with torch.no_grad():
+        big = torch.tensor([[200.0, -200.0]])
+        torch.testing.assert_close(bernoulli_log_likelihood(big, torch.tensor([[1.0, 1.0]])), torch.tensor([-200.0]))
+        torch.testing.assert_close(bernoulli_log_likelihood(big, torch.tensor([[1.0, 0.0]])), torch.tensor([0.0]))

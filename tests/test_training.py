@@ -125,3 +125,163 @@ def test_bad_run_specs_are_refused_before_compute(digits_root, tmp_path):
     with pytest.raises(VaeasError, match=r"labels.classes \(5000\) must be < the 1247 training samples of 'digits'"):
         train(too_many, RunSpec("digits", "vaeas"), tmp_path / "m.pt")
     assert not any(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- fused classifier head
+def _reference_gradients(model, x, spec, run):
+    """The objective as first written: logits, the estimators of eqs. 5, 8-10, and two backward
+    passes (θ, φ from the loss, ω from SC alone)."""
+    from vaeas.estimators import kl_standard_normal, marginal_kl_softmax, mutual_information_softmax, softmax_cross_entropy
+    from vaeas.metrics import bernoulli_log_likelihood
+
+    g = torch.Generator().manual_seed(1)
+    mu, logvar = model.encode(x)
+    z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=g)
+    recon = -bernoulli_log_likelihood(model.decode(z), x).mean()
+    kl = kl_standard_normal(mu, logvar)
+    logits = model.classify(z)
+    sc = softmax_cross_entropy(logits, spec.labels)
+    loss = (recon + run.alpha * mutual_information_softmax(logits, spec.effective_count)
+            + run.beta * marginal_kl_softmax(kl, sc, spec.effective_count))
+    p_vae, p_cls = model.vae_parameters(), model.classifier_parameters()
+    return loss, sc.mean(), (torch.autograd.grad(loss, p_vae, retain_graph=True)
+                             + torch.autograd.grad(sc.mean(), p_cls))
+
+
+@pytest.mark.parametrize("heads,classes", [(1, 0), (1, 15), (2, 15)])
+@pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (0.2, 5.0), (3.0, 0.0)])
+def test_fused_head_gives_the_reference_values_and_gradients(heads, classes, alpha, beta):
+    """RoutedSoftmaxHead (one output-layer pass, closed-form softmax gradients, one backward)
+    reproduces the straightforward objective and its two-pass gradient routing."""
+    model, x, spec = batch_and_model(heads=heads, classes=classes)
+    run = RunSpec("digits", "vaeas", alpha, beta)
+    ref_loss, ref_sc, ref_grads = _reference_gradients(model, x, spec, run)
+    terms = loss_terms(model, x, spec.labels, run, spec, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(terms.loss, ref_loss, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(terms.sc, ref_sc, rtol=1e-6, atol=1e-6)
+    params = model.vae_parameters() + model.classifier_parameters()
+    backward(terms, model.vae_parameters(), model.classifier_parameters())
+    for p, want in zip(params, ref_grads):
+        torch.testing.assert_close(p.grad, want, rtol=1e-4, atol=1e-6)
+
+
+def test_fused_head_statistics_equal_the_estimators():
+    from vaeas.estimators import softmax_cross_entropy, softmax_entropy
+
+    model, x, spec = batch_and_model(heads=2, classes=15)
+    z = torch.randn(50, 4, generator=torch.Generator().manual_seed(3)) * 3
+    entropy, ce, sc = model.classifier.routed_statistics(z, spec.labels[:50])
+    logits = model.classify(z)
+    torch.testing.assert_close(entropy, softmax_entropy(logits), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ce, softmax_cross_entropy(logits, spec.labels[:50]), rtol=1e-5, atol=1e-5)
+    assert torch.equal(ce, sc)
+
+
+def test_fused_head_routes_each_output_to_its_own_parameters():
+    """H and CE reach z but not ω; SC reaches ω but not z (eqs. 3 and 8, docs/decisions.md D9)."""
+    model, x, spec = batch_and_model()
+    z = torch.randn(200, 4, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    entropy, ce, sc = model.classifier.routed_statistics(z, spec.labels)
+    w = model.classifier.net[-1].weight
+    for out in (entropy, ce):
+        gz, gw = torch.autograd.grad(out.sum(), (z, w), retain_graph=True)
+        assert gz.abs().sum() > 0 and gw.abs().sum() == 0
+    gz, gw = torch.autograd.grad(sc.sum(), (z, w))
+    assert gz.abs().sum() == 0 and gw.abs().sum() > 0
+
+
+def test_fused_head_bf16_matches_fp32_loosely():
+    model, x, spec = batch_and_model(heads=1, classes=15)
+    run = RunSpec("digits", "vaeas", 1.0, 1.0)
+    ref = loss_terms(model, x, spec.labels, run, spec, torch.Generator().manual_seed(1))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = loss_terms(model, x, spec.labels, run, spec, torch.Generator().manual_seed(1))
+    backward(low, model.vae_parameters(), model.classifier_parameters())
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()
+               for p in model.parameters())
+    torch.testing.assert_close(low.sc.float(), ref.sc, rtol=0.05, atol=0.05)
+    torch.testing.assert_close(low.entropy.float(), ref.entropy, rtol=0.05, atol=0.05)
+
+
+def test_non_finite_loss_stops_the_run_naming_epoch_and_step(digits_root, tmp_path, monkeypatch):
+    """The loss is checked once per epoch (no per-step host sync); the message still names the
+    first bad step, and no checkpoint of the bad epoch is written."""
+    import vaeas.training as training
+
+    real, calls = training.loss_terms, {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        terms = real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 13:                                   # epoch 2 (10 steps per epoch), step 3
+            terms.loss = terms.loss * float("nan")
+        return terms
+
+    monkeypatch.setattr(training, "loss_terms", poisoned)
+    cfg = small_config(digits_root, epochs=3)
+    with pytest.raises(VaeasError, match=r"non-finite loss \(nan\) at epoch 2, step 3; the last good checkpoint .*model.pt.ckpt is kept"):
+        train(cfg, RunSpec("digits", "vaeas"), tmp_path / "model.pt", progress=False)
+    ckpt = torch.load(tmp_path / "model.pt.ckpt", weights_only=False)
+    assert ckpt["epoch"] == 1
+
+
+# ----------------------------------------------------------------------------- several runs at once
+def _assert_same_run(path_a, path_b, rtol=1e-4, atol=1e-5):
+    a, meta_a = load_model(path_a)
+    b, meta_b = load_model(path_b)
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(pa, pb, rtol=rtol, atol=atol, msg=name)
+    assert meta_a["spec"] == meta_b["spec"] and meta_a["fingerprint"] == meta_b["fingerprint"]
+    for ra, rb in zip(meta_a["history"], meta_b["history"]):
+        for key in ("loss", "recon", "kl", "mi", "md", "sc", "entropy"):
+            if math.isnan(rb[key]):
+                assert math.isnan(ra[key])
+            else:
+                assert ra[key] == pytest.approx(rb[key], rel=1e-4, abs=1e-4), key
+
+
+@pytest.mark.parametrize("objective,labels", [("vaeas", LabelConfig()), ("vaeas", LabelConfig(scheme="multihead", classes=40, heads=2)),
+                                              ("vae", LabelConfig())])
+def test_train_many_equals_separate_runs(digits_root, tmp_path, objective, labels):
+    """K configurations trained stacked give what K separate runs give (up to float rounding:
+    batched matmuls round differently), in the same files."""
+    from vaeas.training import train_many
+
+    cfg = replace(small_config(digits_root, epochs=2), labels=labels)
+    specs = [RunSpec("digits", objective, alpha=a, beta=b, seed=s) for a, b, s in [(1.0, 1.0, 0), (0.5, 2.0, 1), (3.0, 0.2, 0)]]
+    many = train_many(cfg, specs, [tmp_path / f"many{k}" / "model.pt" for k in range(3)], progress=False)
+    for k, spec in enumerate(specs):
+        one = train(cfg, spec, tmp_path / f"one{k}" / "model.pt", progress=False)
+        _assert_same_run(many[k], one)
+        assert (tmp_path / f"many{k}" / "model.log.csv").read_text().count("\n") == 3
+        assert not (tmp_path / f"many{k}" / "model.pt.ckpt").exists()
+
+
+def test_train_many_checkpoints_resume_alone_or_together(digits_root, tmp_path):
+    """A stacked run's checkpoints are train()'s: a run can be resumed alone, and the group
+    resumes together; both end where uninterrupted runs end."""
+    from vaeas.training import train_many
+
+    cfg = small_config(digits_root, epochs=3)
+    specs = [RunSpec("digits", "vaeas", alpha=0.5, beta=2.0, seed=3), RunSpec("digits", "vaeas", alpha=2.0, beta=0.5, seed=4)]
+    outs = [tmp_path / f"g{k}" / "model.pt" for k in range(2)]
+    ckpts = train_many(cfg, specs, outs, progress=False, stop_after_epoch=1)
+    assert all(p.name == "model.pt.ckpt" and p.exists() for p in ckpts)
+    alone = train(cfg, specs[0], outs[0], progress=False)                   # resumes from epoch 1
+    ref = train(cfg, specs[0], tmp_path / "ref0" / "model.pt", progress=False)
+    _assert_same_run(alone, ref)
+
+    outs2 = [tmp_path / f"h{k}" / "model.pt" for k in range(2)]
+    train_many(cfg, specs, outs2, progress=False, stop_after_epoch=2)
+    together = train_many(cfg, specs, outs2, progress=False)                # resumes from epoch 2
+    _assert_same_run(together[1], train(cfg, specs[1], tmp_path / "ref1" / "model.pt", progress=False))
+
+
+def test_train_many_refuses_mixed_groups(digits_root, tmp_path):
+    from vaeas.training import train_many
+
+    cfg = small_config(digits_root)
+    with pytest.raises(VaeasError, match="share the data set and the objective"):
+        train_many(cfg, [RunSpec("digits", "vae"), RunSpec("digits", "vaeas")], [tmp_path / "a.pt", tmp_path / "b.pt"])
+    with pytest.raises(VaeasError, match="one output path per configuration"):
+        train_many(cfg, [RunSpec("digits", "vae")], [])

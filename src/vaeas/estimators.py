@@ -176,7 +176,8 @@ def mutual_information_softmax(logits: Logits, n_labels: int) -> torch.Tensor:
 
 
 def marginal_kl_softmax(kl: torch.Tensor, sc: torch.Tensor, n_labels: int) -> torch.Tensor:
-    """Softmax marginal-KL estimate, eq. 10: mean(kl) − log N + mean(sc) (a scalar).
+    """Softmax marginal-KL estimate, eq. 10: mean(kl) − log N + mean(sc) (a scalar; for
+    (K, B) inputs, the K per-row values).
 
     Eq. 10 gives log q̄(z) = log q(z|x_i) − log N − log s_ω(e_i|z), so
     KL(q̄ || p) = E[log q(z|x_i) − log N − log s_ω(e_i|z) − log p(z)], and the expectation of
@@ -200,7 +201,10 @@ def marginal_kl_softmax(kl: torch.Tensor, sc: torch.Tensor, n_labels: int) -> to
         raise ValueError(f"marginal_kl_softmax: n_labels must be ≥ 1, got {n_labels}")
     kl = torch.as_tensor(kl)
     sc = torch.as_tensor(sc, device=kl.device)
-    return kl.mean() - math.log(n_labels) + sc.mean()
+    # Means over the last (sample) dimension: a scalar for (B,) inputs, one value per model for
+    # the (K, B) inputs of K stacked models (vaeas.models.StackedVAE).
+    mean = lambda t: t.mean(-1) if t.dim() else t
+    return mean(kl) - math.log(n_labels) + mean(sc)
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,22 +227,23 @@ def log_aggregate_posterior(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Ten
     (mu, logvar) of shape (S, D); returns (M,) in ``dtype``. The aggregate posterior of §3.1.
 
     Bounded memory: z is processed in row chunks of ``chunk``; for a chunk z_c (c, D) all S log
-    densities come from the expansion
+    densities come from one matmul, by the expansion
 
-        log q(z|x_j) = −½ [ (z²) @ (1/σ²)ᵀ − 2 z @ (μ/σ²)ᵀ + Σ_d (μ²/σ² + log σ² + log 2π) ]
+        log q(z|x_j) = Σ_d [−½ z_d² / σ²_jd + z_d μ_jd / σ²_jd] − ½ Σ_d (μ²_jd/σ²_jd + log σ²_jd + log 2π)
+                     = [z², z, 1] @ [−½ σ⁻²; μ σ⁻²; −½ Σ_d (…)]ᵀ        ((c, 2D+1) @ (2D+1, S)),
 
-    (two (c, D) @ (D, S) matmuls, after centring z and μ on mean_j μ_j), reduced with logsumexp
-    over S. No (M, S, D) tensor is built;
-    peak memory is O(chunk × S). The computation runs in ``dtype`` (float64 by default) because
-    the expansion cancels catastrophically in float32 when σ is small (terms of order z²/σ²
-    cancel down to the O(1) Mahalanobis distance).
+    after centring z and μ on mean_j μ_j, then reduced with an in-place logsumexp over S in one
+    reused (chunk, S) buffer. No (M, S, D) tensor is built; peak memory is chunk × S elements
+    of ``dtype`` beyond the inputs. The computation runs in ``dtype`` (float64 by default)
+    because the expansion cancels catastrophically in float32 when σ is small (terms of order
+    z²/σ² cancel down to the O(1) Mahalanobis distance).
     """
     if z.dim() != 2 or mu.dim() != 2 or mu.shape != logvar.shape or z.shape[1] != mu.shape[1]:
         raise ValueError(f"log_aggregate_posterior: expected z (M, D), mu and logvar (S, D); got "
                          f"{tuple(z.shape)}, {tuple(mu.shape)}, {tuple(logvar.shape)}")
     if chunk < 1:
         raise ValueError(f"log_aggregate_posterior: chunk must be ≥ 1, got {chunk}")
-    s = mu.shape[0]
+    s, d = mu.shape
     device = mu.device
     logvar = logvar.to(dtype)
     # The density is translation invariant; centring on the posteriors' mean shrinks |z| and |μ|
@@ -247,21 +252,25 @@ def log_aggregate_posterior(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Ten
     centre = mu.mean(0)
     mu = mu - centre
     z = z.to(device=device, dtype=dtype) - centre
-    prec = torch.exp(-logvar)                                      # (S, D) 1/σ²
-    a = prec.t().contiguous()                                      # (D, S)
-    b = (mu * prec).t().contiguous()                               # (D, S)
-    c = (mu.pow(2) * prec + logvar).sum(-1) + mu.shape[1] * LOG_2PI  # (S,)
-    log_s = math.log(s)
+    prec = torch.exp(-logvar)                                              # (S, D) 1/σ²
+    const = (mu.pow(2) * prec + logvar).sum(-1) + d * LOG_2PI              # (S,)
+    rhs = torch.cat([-0.5 * prec, mu * prec, -0.5 * const[:, None]], 1).t().contiguous()  # (2D+1, S)
+    # Without autograd, one buffer is reused and reduced in place; with it, out-of-place ops.
+    differentiable = torch.is_grad_enabled() and (rhs.requires_grad or z.requires_grad)
+    buf = None if differentiable else torch.empty((min(chunk, z.shape[0]), s), device=device, dtype=dtype)
     out = []
     for start in range(0, z.shape[0], chunk):
         zc = z[start:start + chunk]
-        quad = zc.pow(2) @ a                                       # (c, S)
-        quad = quad.addmm(zc, b, alpha=-2.0)                       # − 2 z @ (μ/σ²)ᵀ
-        quad = quad.add_(c).mul_(-0.5)                             # log q(z_c | x_j)
-        out.append(torch.logsumexp(quad, dim=1) - log_s)
+        lhs = torch.cat([zc.pow(2), zc, torch.ones_like(zc[:, :1])], 1)    # (c, 2D+1)
+        if differentiable:
+            out.append(torch.logsumexp(lhs @ rhs, dim=1))
+            continue
+        dens = torch.mm(lhs, rhs, out=buf[:zc.shape[0]])                  # log q(z_c | x_j), (c, S)
+        top = dens.amax(1, keepdim=True)
+        out.append(dens.sub_(top).exp_().sum(1).log_() + top.squeeze(1))
     if not out:
         return torch.empty(0, device=device, dtype=dtype)
-    return torch.cat(out)
+    return torch.cat(out) - math.log(s)
 
 
 def _mc_terms(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, chunk: int,

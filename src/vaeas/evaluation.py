@@ -34,7 +34,7 @@ from .estimators import (
 from .errors import VaeasError
 from .metrics import active_units, bernoulli_log_likelihood, iw_nll
 from .models import VAE, make_labels
-from .training import eval_binarized, resolve_device
+from .training import eval_binarized, resolve_device, tune_allocator
 
 BATCH = 1000
 
@@ -72,11 +72,36 @@ def training_set_pass(model: VAE, x: torch.Tensor, labels: torch.Tensor | None, 
     return out
 
 
+#: Rows (examples × importance samples) of one decoder pass of the IW-NLL: 65,536 rows of 500
+#: units keep every matmul large enough to run near the machine's sgemm rate (bench/iw.py).
+IW_ROWS = 65536
+
+
+@torch.no_grad()
+def iw_nll_dataset(model: VAE, x: torch.Tensor, k: int, chunk: int, generator: torch.Generator,
+                   progress: bool = False) -> torch.Tensor:
+    """Per-example IW-NLL (Burda et al. 2015, k samples) of every row of x, (N,) float64.
+
+    Examples go ``IW_ROWS // min(chunk, k)`` at a time to :func:`vaeas.metrics.iw_nll`, so that
+    each decoder pass sees min(chunk, k) × that many rows.
+    """
+    from tqdm.auto import tqdm
+
+    iw_batch = max(1, IW_ROWS // min(chunk, k))
+    nll = []
+    for i in tqdm(range(0, x.shape[0], iw_batch), desc=f"IW-NLL k={k}", disable=not progress):
+        xb = x[i:i + iw_batch]
+        nll.append(iw_nll(model.encode, lambda x, z: bernoulli_log_likelihood(model.decode(z), x),
+                          xb, k, chunk, generator))
+    return torch.cat(nll)
+
+
 def evaluate(model: VAE, meta: dict, data_root: str | None = None, progress: bool = True) -> dict:
     """All Table 2 columns for one trained model, as a flat dict (plus provenance)."""
     cfg, spec = meta["cfg"], meta["spec"]
     ev = cfg.evaluation
     device = next(model.parameters()).device
+    tune_allocator()
     dataset = data_mod.load(spec.dataset, data_root or cfg.data.root)
     t0 = time.perf_counter()
     train_x = eval_binarized(dataset.train_x, ev.binarize_seed).to(device)
@@ -93,16 +118,7 @@ def evaluate(model: VAE, meta: dict, data_root: str | None = None, progress: boo
     row["kl_test"] = kl_standard_normal(mu_test, logvar_test).mean().item()
     row["au"] = int(active_units(mu_test, ev.au_threshold))
     iw_x = test_x if ev.iw_max_examples == 0 else test_x[:ev.iw_max_examples]
-    iw_batch = max(1, 65536 // min(ev.iw_chunk, ev.iw_samples))
-    nll = []
-    from tqdm.auto import tqdm
-
-    with torch.no_grad():
-        for i in tqdm(range(0, iw_x.shape[0], iw_batch), desc=f"IW-NLL k={ev.iw_samples}", disable=not progress):
-            xb = iw_x[i:i + iw_batch]
-            nll.append(iw_nll(model.encode, lambda x, z: bernoulli_log_likelihood(model.decode(z), x),
-                              xb, ev.iw_samples, ev.iw_chunk, generator))
-    row["nll_test"] = torch.cat(nll).mean().item()
+    row["nll_test"] = iw_nll_dataset(model, iw_x, ev.iw_samples, ev.iw_chunk, generator, progress).mean().item()
     row.update({
         "dataset": spec.dataset, "objective": spec.objective, "alpha": spec.alpha, "beta": spec.beta,
         "seed": spec.seed, "n_train": n_train, "n_test": test_x.shape[0], "n_iw": iw_x.shape[0],
@@ -117,6 +133,7 @@ def monte_carlo(model: VAE, meta: dict, data_root: str | None = None) -> list[di
     cfg, spec = meta["cfg"], meta["spec"]
     ev = cfg.evaluation
     device = next(model.parameters()).device
+    tune_allocator()
     dataset = data_mod.load(spec.dataset, data_root or cfg.data.root)
     train_x = eval_binarized(dataset.train_x, ev.binarize_seed).to(device)
     n = train_x.shape[0]

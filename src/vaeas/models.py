@@ -7,6 +7,11 @@
 
 "Layers 2, 5, 2" in §5.3 (and "2, 3, 2" in §5.2) is read as the number of hidden layers of 500
 units of the encoder, decoder and classifier (docs/decisions.md).
+
+Training does not go through :meth:`Classifier.forward`: :meth:`Classifier.routed_statistics`
+returns the softmax entropy (eq. 9) and cross-entropy (eq. 8) directly, from one fused output
+layer (:class:`RoutedSoftmaxHead`) whose backward pass routes eq. 3's gradient to z and eq. 8's
+to ω in one sweep over the 500 × N weight (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -69,6 +74,103 @@ class Classifier(nn.Module):
     def forward(self, z: torch.Tensor) -> list[torch.Tensor]:
         return list(self.net(z).split(self.classes, dim=-1))
 
+    def routed_statistics(self, z: torch.Tensor, labels: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-sample (H, CE, SC) of s_ω(·|z) with the gradient routing of eqs. 3 and 8.
+
+        H = H(s_ω(·|z)) (eq. 9) and CE = −log s_ω(e_i|z) (eq. 8), summed over the heads as in
+        :func:`vaeas.estimators.softmax_entropy` / :func:`~vaeas.estimators.softmax_cross_entropy`.
+        H and CE carry gradient to z only (ω held fixed: the MI and MD terms of eq. 3 train θ, φ);
+        SC has CE's values and carries gradient to ω only (eq. 8 trains the classifier alone).
+        So one ``backward`` of ``loss + mean(SC)`` gives every parameter its own gradient.
+
+        The trunk runs twice (once with ω detached, once with z detached: two small 500-wide
+        layers), so that each route's gradient goes down its own copy; the 500 × N output layer
+        runs once, fused with the softmax statistics, in :class:`RoutedSoftmaxHead`.
+        """
+        trunk, head = self.net[:-1], self.net[-1]
+        frozen = {name: p.detach() for name, p in trunk.named_parameters()}
+        h_obj = torch.func.functional_call(trunk, frozen, (z,))
+        h_sc = trunk(z.detach())
+        labels = labels.reshape(z.shape[0], self.heads).long()
+        return RoutedSoftmaxHead.apply(h_obj, h_sc, head.weight, head.bias, labels, self.heads)
+
+
+class RoutedSoftmaxHead(torch.autograd.Function):
+    """The classifier's output layer and its softmax statistics, fused, with routed gradients.
+
+    Inputs: ``h_obj`` and ``h_sc`` (B, H), the same trunk activations reached along the two
+    gradient routes; ``weight`` (K·V, H) and ``bias`` (K·V,) of the output layer; ``labels``
+    (B, K); ``heads`` = K. Forward, with l = h W^T + b split into K heads of V logits and
+    p = softmax(l) per head:
+
+        H  = Σ_k [logsumexp(l_k) − Σ_v p_kv l_kv]       (eq. 9: −Σ p log p, since Σ p = 1)
+        CE = Σ_k [logsumexp(l_k) − l_k,y_k]             (eq. 8)
+        SC = CE (same values)
+
+    Backward, from the closed forms dH/dl = −p ⊙ (log p + H_k) = −p ⊙ (l − E_p[l]) and
+    dCE/dl = p − onehot(y):
+
+        δ_obj = ḡ_H · dH/dl + ḡ_CE · dCE/dl   → ∂/∂h_obj = δ_obj W    (the route to z)
+        δ_sc  = ḡ_SC · dCE/dl                 → ∂/∂h_sc = δ_sc W, ∂/∂W = δ_sc^T h_sc, ∂/∂b = Σ δ_sc
+
+    The two (B, K·V) @ (K·V, H) products are one stacked (2B, K·V) @ (K·V, H) matmul (one pass
+    over W). The three matmuls are the minimum: forward, one weight gradient, and the two input
+    gradients that eq. 3 and eq. 8 need (4 × 2·B·H·K·V FLOPs in all).
+
+    Elementwise work is kept to few passes over the (B, K·V) logits: the softmax stays
+    unnormalised (e = exp(l − max l), its row sums folded into per-row scalars), and each δ is
+    written once. Softmax statistics are computed in float32 whatever the matmul dtype (bf16
+    under autocast, as autocast does for log_softmax). Logits must be finite (an output layer's
+    always are).
+    """
+
+    @staticmethod
+    def forward(ctx, h_obj, h_sc, weight, bias, labels, heads):
+        device_type = h_sc.device.type
+        dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else weight.dtype
+        with torch.autocast(device_type=device_type, enabled=False):
+            if h_sc.dim() == 2:
+                logits = torch.addmm(bias.to(dtype), h_sc.to(dtype), weight.to(dtype).t())
+            else:                                                    # a stack of models (StackedVAE)
+                logits = torch.baddbmm(bias.to(dtype).unsqueeze(-2), h_sc.to(dtype), weight.to(dtype).mT)
+        logits = logits.float().unflatten(-1, (heads, -1))           # (…, B, K, V), float32
+        top = logits.amax(-1, keepdim=True)
+        e = (logits - top).exp_()                                    # unnormalised softmax
+        norm = e.sum(-1)                                             # (…, B, K)
+        mean_logit = torch.linalg.vecdot(e, logits) / norm           # E_p[l]
+        lse = norm.log() + top.squeeze(-1)                           # logsumexp
+        ce = (lse - logits.gather(-1, labels.unsqueeze(-1)).squeeze(-1)).sum(-1)
+        entropy = (lse - mean_logit).sum(-1)
+        ctx.save_for_backward(h_sc, weight, logits, e, norm, mean_logit, labels)
+        ctx.dtypes = (dtype, h_obj.dtype, h_sc.dtype, bias.dtype)
+        return entropy, ce, ce.clone()
+
+    @staticmethod
+    def backward(ctx, g_entropy, g_ce, g_sc):
+        h_sc, weight, logits, e, norm, mean_logit, labels = ctx.saved_tensors
+        dtype, obj_dtype, sc_dtype, bias_dtype = ctx.dtypes
+        *stack, b, heads, classes = e.shape
+        delta = e.new_empty((*stack, 2, b, heads, classes))
+        obj, sc = delta.select(-4, 0), delta.select(-4, 1)
+        g_entropy, g_ce, g_sc = (g.reshape(*stack, b, 1, 1) for g in (g_entropy, g_ce, g_sc))
+        inv = (1.0 / norm).unsqueeze(-1)                            # p = e / norm
+        # δ_obj = p ⊙ (ḡ_CE − ḡ_H (l − E_p l)) − ḡ_CE onehot = e ⊙ (a + c l) − ḡ_CE onehot
+        a, c = (g_ce + g_entropy * mean_logit.unsqueeze(-1)) * inv, -g_entropy * inv
+        torch.addcmul(a, logits, c, out=obj).mul_(e)
+        # δ_sc = ḡ_SC (p − onehot)
+        torch.mul(e, g_sc * inv, out=sc)
+        hot = labels.unsqueeze(-1)
+        obj.scatter_add_(-1, hot, -g_ce.expand(*stack, b, heads, 1))
+        sc.scatter_add_(-1, hot, -g_sc.expand(*stack, b, heads, 1))
+        delta = delta.view(*stack, 2 * b, heads * classes).to(dtype)
+        grad_h = torch.matmul(delta, weight.to(dtype))              # (…, 2B, H): both routes at once
+        delta_sc = delta[..., b:, :]
+        grad_w = torch.matmul(delta_sc.mT, h_sc.to(dtype)).to(weight.dtype)
+        grad_b = delta_sc.sum(-2).to(bias_dtype)
+        return (grad_h[..., :b, :].to(obj_dtype), grad_h[..., b:, :].to(sc_dtype), grad_w, grad_b,
+                None, None)
+
 
 class VAE(nn.Module):
     """Encoder, decoder and (for VAE-AS) the auxiliary classifier; ``classifier`` is None for VAE."""
@@ -98,6 +200,99 @@ class VAE(nn.Module):
     def classifier_parameters(self) -> list[nn.Parameter]:
         """ω: trained only by the softmax cross-entropy (eq. 8)."""
         return [] if self.classifier is None else list(self.classifier.parameters())
+
+
+class StackedMLP(nn.Module):
+    """K copies of one :func:`mlp`, weights stacked along a leading dimension of K: applied to
+    (K, B, in) inputs, slice k is the k-th MLP applied to its own batch (one batched matmul per
+    layer instead of K small ones). Parameters are ordered as ``mlp``'s (weight, bias per layer).
+    """
+
+    def __init__(self, nets: list[nn.Sequential]):
+        super().__init__()
+        layers = [[m for m in net if isinstance(m, nn.Linear)] for net in nets]
+        self.activation = next(m for m in nets[0] if not isinstance(m, nn.Linear))
+        self.weights = nn.ParameterList(
+            [nn.Parameter(torch.stack([net[i].weight.detach() for net in layers])) for i in range(len(layers[0]))])
+        self.biases = nn.ParameterList(
+            [nn.Parameter(torch.stack([net[i].bias.detach() for net in layers])) for i in range(len(layers[0]))])
+
+    def params(self) -> list[nn.Parameter]:
+        return [p for pair in zip(self.weights, self.biases) for p in pair]
+
+    def forward(self, x: torch.Tensor, layers: int | None = None, detach: bool = False) -> torch.Tensor:
+        """The first ``layers`` layers (all by default), each but the network's last followed by
+        the activation; ``detach`` uses the weights without recording their gradient."""
+        n = len(self.weights)
+        for i in range(n if layers is None else layers):
+            w, b = self.weights[i], self.biases[i]
+            if detach:
+                w, b = w.detach(), b.detach()
+            x = torch.baddbmm(b.unsqueeze(-2), x, w.mT)
+            if i < n - 1:
+                x = self.activation(x)
+        return x
+
+    def state_dict_of(self, k: int, prefix: str) -> dict[str, torch.Tensor]:
+        """Model k's weights under :func:`mlp`'s keys (``<prefix>.<2i>.weight``)."""
+        out = {}
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            out[f"{prefix}.{2 * i}.weight"] = w.detach()[k].clone()
+            out[f"{prefix}.{2 * i}.bias"] = b.detach()[k].clone()
+        return out
+
+
+class StackedClassifier(nn.Module):
+    """K auxiliary classifiers with stacked weights; see :meth:`Classifier.routed_statistics`."""
+
+    def __init__(self, classifiers: list[Classifier]):
+        super().__init__()
+        self.classes, self.heads = classifiers[0].classes, classifiers[0].heads
+        self.net = StackedMLP([c.net for c in classifiers])
+
+    def routed_statistics(self, z: torch.Tensor, labels: torch.Tensor):
+        trunk = len(self.net.weights) - 1
+        h_obj = self.net(z, layers=trunk, detach=True)
+        h_sc = self.net(z.detach(), layers=trunk)
+        labels = labels.reshape(*z.shape[:2], self.heads).long()
+        return RoutedSoftmaxHead.apply(h_obj, h_sc, self.net.weights[-1], self.net.biases[-1], labels,
+                                       self.heads)
+
+
+class StackedVAE(nn.Module):
+    """K models of one architecture as one: every weight gets a leading dimension of K, inputs
+    are (K, B, ·) and slice k computes what ``models[k]`` computes on its own batch. Used to
+    train several configurations at once (:func:`vaeas.training.train_many`), which fills a GPU
+    that one MLP VAE cannot. :meth:`state_dict_of` gives model k back as a :class:`VAE` state.
+    """
+
+    def __init__(self, models: list[VAE]):
+        super().__init__()
+        self.count = len(models)
+        self.data_dim = models[0].data_dim
+        self.encoder = StackedMLP([m.encoder.net for m in models])
+        self.decoder = StackedMLP([m.decoder.net for m in models])
+        self.classifier = (None if models[0].classifier is None
+                           else StackedClassifier([m.classifier for m in models]))
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encoder(x).chunk(2, dim=-1)
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def vae_parameters(self) -> list[nn.Parameter]:
+        return [*self.encoder.params(), *self.decoder.params()]
+
+    def classifier_parameters(self) -> list[nn.Parameter]:
+        return [] if self.classifier is None else self.classifier.net.params()
+
+    def state_dict_of(self, k: int) -> dict[str, torch.Tensor]:
+        out = {**self.encoder.state_dict_of(k, "encoder.net"), **self.decoder.state_dict_of(k, "decoder.net")}
+        if self.classifier is not None:
+            out.update(self.classifier.net.state_dict_of(k, "classifier.net"))
+        return out
 
 
 @dataclass(frozen=True)
