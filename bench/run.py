@@ -35,6 +35,7 @@ def main(argv=None) -> int:
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="wall: wall time on all threads; cpu: process CPU time on one thread (robust to "
                         "other processes on a shared machine)")
+    p.add_argument("--device", default="cpu", help="device of benchmarks 1 and 3 (e.g. cuda); 2 and 4 run on the CPU")
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args(argv)
     if args.threads:
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
     t_all = time.perf_counter()
     if "step" in which:
         from . import step
-        r = results["step"] = step.run(repeats=args.repeats)
+        r = results["step"] = step.run(repeats=args.repeats, device=args.device)
         rows.append(("1 training step (paper MNIST shapes)",
                      f"{fmt_s(r['step_s'])}/step vs floor {fmt_s(r['floor_s'])} "
                      f"(matmul {fmt_s(r['matmul_s'])} = {r['flops'] / 1e9:.1f} GFLOP at {r['sgemm_flops_per_s'] / 1e9:.0f} GFLOP/s; "
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
                      r["speedup"] >= TARGETS["mc_speedup"] and peak_gb <= TARGETS["mc_peak_gb"]))
     if "iw" in which:
         from . import iw
-        r = results["iw"] = iw.run(examples=args.iw_examples, repeats=1)
+        r = results["iw"] = iw.run(examples=args.iw_examples, repeats=1, device=args.device)
         rows.append((f"3 IW-NLL k = {r['k']}, {r['examples']} test images",
                      f"{fmt_s(r['wall_s'])}: {r['achieved_flops_per_s'] / 1e9:.0f} GFLOP/s vs sgemm "
                      f"{r['sgemm_flops_per_s'] / 1e9:.0f} GFLOP/s at the same shapes",

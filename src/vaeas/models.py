@@ -115,8 +115,9 @@ class RoutedSoftmaxHead(torch.autograd.Function):
         δ_sc  = ḡ_SC · dCE/dl                 → ∂/∂h_sc = δ_sc W, ∂/∂W = δ_sc^T h_sc, ∂/∂b = Σ δ_sc
 
     The two (B, K·V) @ (K·V, H) products are one stacked (2B, K·V) @ (K·V, H) matmul (one pass
-    over W). The three matmuls are the minimum: forward, one weight gradient, and the two input
-    gradients that eq. 3 and eq. 8 need (4 × 2·B·H·K·V FLOPs in all).
+    over W). Three matmuls, four products' FLOPs (4 × 2·B·H·K·V), are the minimum: the forward,
+    the weight gradient of eq. 8, and the two input gradients eqs. 3 and 8 need (dH/dl is no
+    multiple of dCE/dl, so ∇(α·MI + β·MD) and ∇SC at h are different vectors).
 
     Elementwise work is kept to few passes over the (B, K·V) logits: the softmax stays
     unnormalised (e = exp(l − max l), its row sums folded into per-row scalars), and each δ is
