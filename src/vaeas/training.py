@@ -253,19 +253,10 @@ def make_optimizer(model: VAE, cfg: Config) -> torch.optim.Adam:
     ], fused=True)
 
 
-def train(cfg: Config, spec: RunSpec, out: str | Path, progress: bool = True,
-          stop_after_epoch: int | None = None) -> Path:
-    """Train one configuration; write the final model to ``out``.
-
-    A checkpoint ``<out>.ckpt`` and the per-epoch log ``<out stem>.log.csv`` sit beside ``out``;
-    a rerun of the same command resumes from the checkpoint. ``stop_after_epoch`` ends the run
-    early (leaving the checkpoint), as an interruption would: used by tests.
-    """
-    spec.validate()
-    tune_allocator()
-    out = Path(out)
-    ckpt_path = out.with_name(out.name + ".ckpt")
-    log_path = out.with_name(out.stem + ".log.csv")
+def _prepare(cfg: Config, spec: RunSpec):
+    """What every training needs before its first step, shared by train and train_many: the
+    device (thread and TF32 settings applied), the data set, and the fixed labels (V < N
+    checked before any compute)."""
     device = resolve_device(cfg.training.device)
     dataset = data_mod.load(spec.dataset, cfg.data)
     n_train = dataset.train_x.shape[0]
@@ -279,6 +270,24 @@ def train(cfg: Config, spec: RunSpec, out: str | Path, progress: bool = True,
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = cfg.training.precision == "tf32"
         torch.backends.cudnn.allow_tf32 = cfg.training.precision == "tf32"
+    return device, dataset, label_spec
+
+
+def train(cfg: Config, spec: RunSpec, out: str | Path, progress: bool = True,
+          stop_after_epoch: int | None = None) -> Path:
+    """Train one configuration; write the final model to ``out``.
+
+    A checkpoint ``<out>.ckpt`` and the per-epoch log ``<out stem>.log.csv`` sit beside ``out``;
+    a rerun of the same command resumes from the checkpoint. ``stop_after_epoch`` ends the run
+    early (leaving the checkpoint), as an interruption would: used by tests.
+    """
+    spec.validate()
+    tune_allocator()
+    out = Path(out)
+    ckpt_path = out.with_name(out.name + ".ckpt")
+    log_path = out.with_name(out.stem + ".log.csv")
+    device, dataset, label_spec = _prepare(cfg, spec)
+    n_train = dataset.train_x.shape[0]
     fingerprint = run_fingerprint(cfg, spec)
 
     model = build_model(cfg, spec, dataset.train_x.shape[1], label_spec).to(device)
@@ -400,19 +409,8 @@ def train_many(cfg: Config, specs: list[RunSpec], outs: list[str | Path], progre
     outs = [Path(o) for o in outs]
     ckpt_paths = [o.with_name(o.name + ".ckpt") for o in outs]
     log_paths = [o.with_name(o.stem + ".log.csv") for o in outs]
-    device = resolve_device(cfg.training.device)
-    dataset = data_mod.load(spec0.dataset, cfg.data)
+    device, dataset, label_spec = _prepare(cfg, spec0)
     n_train, data_dim = dataset.train_x.shape
-    label_spec = None
-    if spec0.objective == "vaeas":
-        if cfg.labels.scheme != "full" and cfg.labels.classes >= n_train:
-            raise VaeasError(f"labels.classes ({cfg.labels.classes}) must be < the {n_train} training samples of '{spec0.dataset}' for scheme '{cfg.labels.scheme}'")
-        label_spec = make_labels(n_train, cfg.labels)
-    if cfg.training.threads:
-        torch.set_num_threads(cfg.training.threads)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = cfg.training.precision == "tf32"
-        torch.backends.cudnn.allow_tf32 = cfg.training.precision == "tf32"
     fingerprints = [run_fingerprint(cfg, s) for s in specs]
 
     models = [build_model(cfg, s, data_dim, label_spec) for s in specs]
