@@ -2,7 +2,7 @@
 against the straightforward batched formula (bench.naive.straightforward_log_aggregate).
 
 Each variant runs in its own fresh interpreter, which reports its own peak resident set
-(VmHWM); ours with the glibc tuning the pipeline applies (vaeas.training.tune_allocator), the
+(VmHWM); ours with the glibc tuning the pipeline applies (vaeas.runtime.tune_allocator), the
 straightforward one with the default allocator (as research code runs; the tuning would
 fragment its heap of 1 GB temporaries and raise its peak). The posteriors are synthetic
 (μ ~ N(0, 1), log σ² ~ U(−4, 0)) and identical in both. The straightforward variant processes
@@ -31,7 +31,7 @@ gen = torch.Generator().manual_seed(1)
 
 _OURS = _SETUP + """
 from vaeas.estimators import mc_estimates
-from vaeas.training import tune_allocator
+from vaeas.runtime import tune_allocator
 tune_allocator()                                      # as vaeas.evaluation.monte_carlo does
 t0 = clock()
 res = mc_estimates(mu, logvar, gen, chunk={chunk})

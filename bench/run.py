@@ -43,11 +43,11 @@ def main(argv=None) -> int:
     if args.clock == "cpu":
         from .common import use_cpu_clock
         use_cpu_clock()
-    from vaeas.training import tune_allocator
+    from vaeas.runtime import tune_allocator
     allocator = tune_allocator()                      # as train() and evaluate() do
     which = args.only or ["step", "mc", "iw"] + (["dag"] if args.with_dag else [])
 
-    print(f"machine: {machine()}; glibc allocator tuned (vaeas.training.tune_allocator): {allocator}")
+    print(f"machine: {machine()}; glibc allocator tuned (vaeas.runtime.tune_allocator): {allocator}")
     print(f"load average before: {' '.join(f'{v:.2f}' for v in load_average())}")
     results, rows = {}, []
     t_all = time.perf_counter()

@@ -34,7 +34,7 @@ from .estimators import (
 from .errors import VaeasError
 from .metrics import active_units, bernoulli_log_likelihood, iw_nll
 from .models import VAE, make_labels
-from .training import eval_binarized, resolve_device, tune_allocator
+from .runtime import eval_binarized, resolve_device, tune_allocator
 
 BATCH = 1000
 

@@ -499,7 +499,7 @@ def figure_reconstructions(entries, path: str | os.PathLike, n: int = 64, data_r
     test: ``binarize_seed + 1``); reconstruction = sigmoid(decode(μ(x))). ``data`` (an object with
     ``train_x``, ``test_x``) replaces loading the data set with :func:`vaeas.data.load`.
     """
-    from .training import eval_binarized
+    from .runtime import eval_binarized
 
     plt = _pyplot()
     items = list(entries.values()) if isinstance(entries, Mapping) else list(entries)
