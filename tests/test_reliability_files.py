@@ -276,7 +276,7 @@ def test_without_a_mirror_only_the_pinned_https_urls_are_requested(tmp_path, mon
         requested.append(request.full_url)
         raise urllib.error.URLError("offline")
 
-    monkeypatch.setattr(data, "_open_url", offline)
+    monkeypatch.setattr(data.download, "_open_url", offline)
     cfg = DataConfig(root=str(tmp_path), lock_file=str(tmp_path / "lock.json"), omniglot_source=source)
     with pytest.raises(VaeasError):
         data.fetch(dataset, cfg, progress=False)
@@ -292,7 +292,7 @@ def test_with_a_mirror_only_the_mirror_is_requested(tmp_path, monkeypatch):
         requested.append(request.full_url)
         raise urllib.error.URLError("offline")
 
-    monkeypatch.setattr(data, "_open_url", offline)
+    monkeypatch.setattr(data.download, "_open_url", offline)
     cfg = DataConfig(root=str(tmp_path), mirror="http://127.0.0.1:9/m", lock_file=str(tmp_path / "lock.json"))
     with pytest.raises(VaeasError):
         data.fetch("mnist", cfg, progress=False)
