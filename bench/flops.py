@@ -130,7 +130,7 @@ class RunBudget:
 def paper_budget(profile: str = "paper") -> list[RunBudget]:
     """Training and evaluation FLOPs of every run of ``profile`` (one seed)."""
     from vaeas import experiments
-    from vaeas.config import load_config
+    from vaeas.experiments import load_config
 
     cfg = load_config(profile=profile)
     out = []

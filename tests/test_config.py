@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vaeas.config import Config, load_config, schema_path
+from vaeas.config import Config, schema_path
+from vaeas.experiments import load_config
 from vaeas.errors import VaeasError
 
 REPO = Path(__file__).resolve().parents[1]

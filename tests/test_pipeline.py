@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from vaeas import experiments, pipeline
-from vaeas.config import load_config
+from vaeas.experiments import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

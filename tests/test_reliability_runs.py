@@ -27,7 +27,8 @@ import torch
 import yaml
 
 from vaeas import data, experiments, pipeline
-from vaeas.config import DataConfig, load_config
+from vaeas.config import DataConfig
+from vaeas.experiments import load_config
 from vaeas.training import RunSpec, train
 
 REPO = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args):
-    from .config import load_config
+    from .experiments import load_config
 
     return load_config(args.params, profile=args.profile, overrides=args.overrides)
 
@@ -129,7 +129,7 @@ def cmd_dvc_yaml(args) -> None:
 
 def cmd_check(args) -> None:
     from . import experiments
-    from .config import check_params
+    from .experiments import check_params
 
     # Every profile is checked, not only the one in force: a profile's error is found now.
     cfg = check_params(args.params, profile=args.profile, overrides=args.overrides)

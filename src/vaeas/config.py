@@ -2,10 +2,14 @@
 
 ``params.yaml`` holds base sections (``data``, ``model``, ``labels``, ``training``,
 ``evaluation``, ``experiments``) and named ``profiles`` whose sections override the base key by
-key. :func:`load_config` validates the file against ``schemas/params.schema.json`` (the same
-schema Snakemake validates against), merges the selected profile and returns a frozen
-:class:`Config`. Every problem is a one-line :class:`~vaeas.errors.VaeasError` naming the key,
-raised before any compute starts.
+key. :func:`read_params` validates the file against ``schemas/params.schema.json`` (the same
+schema Snakemake validates against) and :func:`profile_config` merges the selected profile and
+returns a frozen :class:`Config`. Every problem is a one-line :class:`~vaeas.errors.VaeasError`
+naming the key, raised before any compute starts.
+
+A leaf: it imports nothing of vaeas but :mod:`vaeas.errors`. The experiment grid, which needs
+the data sets' sizes, is checked by :mod:`vaeas.experiments` (whose :func:`load_config` is the
+entry point every command uses).
 """
 
 from __future__ import annotations
@@ -27,13 +31,6 @@ from .errors import VaeasError
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when present: 10x faster
 SECTIONS = ("data", "model", "labels", "training", "evaluation", "experiments")
-
-# Training-set size N of each data set, as data.py splits it (MNIST: the first 55,000 official
-# training images; Omniglot: 24,345 from either source; digits: 1,247). Cross-key rules that need
-# N (labels.classes < N, evaluation.mc_sizes <= N) are checked against these before any job
-# starts, without reading the data; tests/test_reliability_config.py checks they match data.py.
-TRAIN_SIZES = {"mnist": 55_000, "omniglot": 24_345, "digits": 1_247}
-
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -227,17 +224,10 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
-def with_overrides(cfg: "Config", overrides: Mapping[str, Any], source: str) -> "Config":
-    """``cfg`` with dotted-key overrides applied, validated again."""
-    merged = {k: v for k, v in cfg.to_dict().items() if k in SECTIONS}
-    for key, value in overrides.items():
-        merged = set_dotted(merged, key, value)
-    return build_config(merged, profile=cfg.profile, source=source)
-
-
-def _sections_with_overrides(cfg: Config, overrides: Mapping[str, Any], source: str) -> Config:
-    """Like :func:`with_overrides`, for checking only: the grid is left out (not revalidated)."""
-    merged = {k: v for k, v in cfg.to_dict().items() if k in SECTIONS and k != "experiments"}
+def with_overrides(cfg: "Config", overrides: Mapping[str, Any], source: str, grid: bool = True) -> "Config":
+    """``cfg`` with dotted-key overrides applied, validated again; ``grid=False`` leaves the
+    experiment grid out (what checking one run of the grid needs: the grid itself is checked)."""
+    merged = {k: v for k, v in cfg.to_dict().items() if k in SECTIONS and (grid or k != "experiments")}
     for key, value in overrides.items():
         merged = set_dotted(merged, key, value)
     return build_config(merged, profile=cfg.profile, source=source)
@@ -269,48 +259,6 @@ def build_config(merged: Mapping[str, Any], profile: str = "", source: str = "pa
     return cfg
 
 
-def check_fits_dataset(cfg: Config, dataset: str, monte_carlo: bool = False, source: str = "params.yaml") -> None:
-    """Cross-key rules that need the training-set size N of ``dataset`` (:data:`TRAIN_SIZES`).
-
-    * shared / multihead labels: V = labels.classes < N (with V >= N every sample has its own
-      label: that is scheme 'full');
-    * multihead: V^(K-1) < N, i.e. no more heads than it takes to tell N samples apart (a head
-      beyond that is constant, and V^K would overflow the int64 label arithmetic);
-    * Monte Carlo runs: every S of evaluation.mc_sizes is <= N (S posteriors out of N).
-    """
-    n = TRAIN_SIZES.get(dataset)
-    if n is None:
-        return
-    lab = cfg.labels
-    if lab.scheme != "full" and lab.classes >= n:
-        raise VaeasError(f"{source}: labels.classes ({lab.classes}) must be < the {n} training samples of '{dataset}' for scheme '{lab.scheme}'")
-    if lab.scheme == "multihead" and lab.classes ** (lab.heads - 1) >= n:
-        needed = next(k for k in range(1, lab.heads + 1) if lab.classes ** k >= n)
-        raise VaeasError(f"{source}: labels.heads ({lab.heads}) is more than the {needed} heads of {lab.classes} classes that tell the {n} training samples of '{dataset}' apart")
-    too_big = [size for size in cfg.evaluation.mc_sizes if size > n] if monte_carlo else []
-    if too_big:
-        raise VaeasError(f"{source}: evaluation.mc_sizes: {too_big} exceed the {n} training samples of '{dataset}'")
-
-
-def validate_grid(cfg: Config, source: str = "params.yaml") -> None:
-    """The experiment grid of ``cfg``'s profile: every run's merged config (its experiment's and its
-    own ``set``), the rules that need the data set's size, and the runs Figures 4-5 name."""
-    from . import experiments as exps   # experiments imports this module
-
-    defined = []
-    for run in exps.runs(cfg):
-        run_source = f"{source} (run {run.id})"
-        run_cfg = _sections_with_overrides(cfg, run.overrides, run_source) if run.overrides else cfg
-        check_fits_dataset(run_cfg, run.dataset, run.monte_carlo, run_source)
-        defined.append(run.id)
-    for figure, ids in (cfg.experiments.get("reconstructions") or {}).items():
-        for run_id in ids:
-            if run_id not in defined:
-                where = f"profile '{cfg.profile}'" if cfg.profile else "the base sections"
-                raise VaeasError(f"{source}: experiments.reconstructions.{figure}: '{run_id}' is not a run of {where} "
-                                 f"(runs: {', '.join(defined) or 'none'})")
-
-
 def read_params(path: str | os.PathLike = "params.yaml") -> dict:
     """The parsed params.yaml, schema-validated (every profile too); one-line errors naming the key."""
     path = Path(path)
@@ -330,9 +278,11 @@ def read_params(path: str | os.PathLike = "params.yaml") -> dict:
     return raw
 
 
-def config_from_params(raw: dict, profile: str | None = None, overrides: list[str] | None = None,
-                       source: str = "params.yaml") -> Config:
-    """The validated :class:`Config` of one profile of an already parsed params.yaml."""
+def profile_config(raw: dict, profile: str | None = None, overrides: list[str] | None = None,
+                   source: str = "params.yaml") -> Config:
+    """The validated :class:`Config` of one profile of an already parsed params.yaml: its merged
+    sections and their cross-key rules. The experiment grid is checked a level up, by
+    :func:`vaeas.experiments.load_config`, which is what every command calls."""
     name = profile if profile is not None else raw.get("profile", "")
     merged = {k: raw.get(k, {}) for k in SECTIONS}
     if name:
@@ -342,28 +292,4 @@ def config_from_params(raw: dict, profile: str | None = None, overrides: list[st
         merged = _deep_merge(merged, {k: v for k, v in profiles[name].items() if k in SECTIONS})
     if overrides:
         merged = apply_overrides(merged, overrides)
-    cfg = build_config(merged, profile=name, source=source)
-    validate_grid(cfg, source)
-    return cfg
-
-
-def load_config(path: str | os.PathLike = "params.yaml", profile: str | None = None,
-                overrides: list[str] | None = None) -> Config:
-    """Load, validate and merge ``params.yaml``; ``profile`` defaults to the file's ``profile`` key.
-
-    Validation covers the whole file against the schema, then the selected profile's merged
-    config, its cross-key rules and its experiment grid (:func:`validate_grid`)."""
-    raw = read_params(path)
-    return config_from_params(raw, profile, overrides, source=str(path))
-
-
-def check_params(path: str | os.PathLike = "params.yaml", profile: str | None = None,
-                 overrides: list[str] | None = None) -> Config:
-    """What ``vaeas check`` runs: :func:`load_config` for the selected profile, then every other
-    profile's merged config and grid too, so an error in a profile not in use is found now."""
-    raw = read_params(path)
-    cfg = config_from_params(raw, profile, overrides, source=str(path))
-    for name in (raw.get("profiles") or {}):
-        if name != cfg.profile:
-            config_from_params(raw, name, overrides, source=str(path))
-    return cfg
+    return build_config(merged, profile=name, source=source)

@@ -1,4 +1,5 @@
-"""The paper's experiment grid, read from the ``experiments`` section of params.yaml.
+"""The paper's experiment grid, read from the ``experiments`` section of params.yaml, and where
+each run's files live.
 
 Every training job is a :class:`Run` named ``<experiment>.<run>`` (e.g. ``table2.a1_b0p5``):
 
@@ -11,21 +12,40 @@ Every training job is a :class:`Run` named ``<experiment>.<run>`` (e.g. ``table2
 
 Run names are stable keys (``p`` stands for the decimal point) so that DVC tracks each run's
 parameters separately and editing one β reruns only that run. A profile can drop a run by
-setting it to ``null``. This module is the one place where paths of the pipeline's outputs
-are decided; the Snakefile and the generated dvc.yaml both ask it.
+setting it to ``null``.
+
+This module holds the one run-directory pattern (:data:`RUN_DIR`): :mod:`vaeas.pipeline`
+(hence dvc.yaml) and the Snakemake rules both take their run paths from it. It is also where
+params.yaml is loaded for a command (:func:`load_config`): the sections by :mod:`vaeas.config`,
+then the grid, whose rules need the data sets' sizes (:data:`vaeas.data.TRAIN_SIZES`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import Config, with_overrides
+from .config import Config, profile_config, read_params, with_overrides
+from .data.catalog import TRAIN_SIZES
 from .errors import VaeasError
 
 EXPERIMENTS = ("table1", "table2", "table3", "fig2")
 TABLE_OF = {"table1": 1, "table2": 2, "table3": 3}
+
+#: The one run-directory pattern. :meth:`Run.directory` fills it in; the Snakemake rules declare
+#: it with its fields as wildcards (:func:`run_file_pattern`).
+RUN_DIR = "runs/{profile}/{experiment}/{run}/seed{seed}"
+MODEL_FILE = "model.pt"
+LOG_FILE = "model.log.csv"        # training writes the log beside the model: <model stem>.log.csv
+METRICS_FILE = "metrics.json"
+MC_FILE = "mc.csv"
+
+
+def run_file_pattern(filename: str) -> str:
+    """``RUN_DIR/filename`` with the wildcards left in, as a Snakemake rule declares it."""
+    return f"{RUN_DIR}/{filename}"
 
 
 @dataclass(frozen=True)
@@ -46,10 +66,13 @@ class Run:
         return f"{self.experiment}.{self.name}"
 
     def directory(self, profile: str, seed: int) -> str:
-        return f"runs/{profile}/{self.experiment}/{self.name}/seed{seed}"
+        return RUN_DIR.format(profile=profile, experiment=self.experiment, run=self.name, seed=seed)
+
+    def path(self, profile: str, seed: int, filename: str) -> str:
+        return f"{self.directory(profile, seed)}/{filename}"
 
     def model_path(self, profile: str, seed: int) -> str:
-        return f"{self.directory(profile, seed)}/model.pt"
+        return self.path(profile, seed, MODEL_FILE)
 
 
 def seeds(cfg: Config) -> list[int]:
@@ -109,3 +132,73 @@ def validate(cfg: Config) -> None:
     for run in runs(cfg):
         config_for(cfg, run)
     reconstruction_runs(cfg)
+
+
+# --------------------------------------------------------------------------------------------
+# Checking the grid, and loading params.yaml for a command
+
+def check_fits_dataset(cfg: Config, dataset: str, monte_carlo: bool = False, source: str = "params.yaml") -> None:
+    """Cross-key rules that need the training-set size N of ``dataset`` (:data:`TRAIN_SIZES`).
+
+    * shared / multihead labels: V = labels.classes < N (with V >= N every sample has its own
+      label: that is scheme 'full');
+    * multihead: V^(K-1) < N, i.e. no more heads than it takes to tell N samples apart (a head
+      beyond that is constant, and V^K would overflow the int64 label arithmetic);
+    * Monte Carlo runs: every S of evaluation.mc_sizes is <= N (S posteriors out of N).
+    """
+    n = TRAIN_SIZES.get(dataset)
+    if n is None:
+        return
+    lab = cfg.labels
+    if lab.scheme != "full" and lab.classes >= n:
+        raise VaeasError(f"{source}: labels.classes ({lab.classes}) must be < the {n} training samples of '{dataset}' for scheme '{lab.scheme}'")
+    if lab.scheme == "multihead" and lab.classes ** (lab.heads - 1) >= n:
+        needed = next(k for k in range(1, lab.heads + 1) if lab.classes ** k >= n)
+        raise VaeasError(f"{source}: labels.heads ({lab.heads}) is more than the {needed} heads of {lab.classes} classes that tell the {n} training samples of '{dataset}' apart")
+    too_big = [size for size in cfg.evaluation.mc_sizes if size > n] if monte_carlo else []
+    if too_big:
+        raise VaeasError(f"{source}: evaluation.mc_sizes: {too_big} exceed the {n} training samples of '{dataset}'")
+
+
+def validate_grid(cfg: Config, source: str = "params.yaml") -> None:
+    """The experiment grid of ``cfg``'s profile: every run's merged config (its experiment's and its
+    own ``set``), the rules that need the data set's size, and the runs Figures 4-5 name."""
+    defined = []
+    for run in runs(cfg):
+        run_source = f"{source} (run {run.id})"
+        run_cfg = with_overrides(cfg, run.overrides, run_source, grid=False) if run.overrides else cfg
+        check_fits_dataset(run_cfg, run.dataset, run.monte_carlo, run_source)
+        defined.append(run.id)
+    for figure, ids in (cfg.experiments.get("reconstructions") or {}).items():
+        for run_id in ids:
+            if run_id not in defined:
+                where = f"profile '{cfg.profile}'" if cfg.profile else "the base sections"
+                raise VaeasError(f"{source}: experiments.reconstructions.{figure}: '{run_id}' is not a run of {where} "
+                                 f"(runs: {', '.join(defined) or 'none'})")
+
+
+def load_config(path: str | os.PathLike = "params.yaml", profile: str | None = None,
+                overrides: list[str] | None = None) -> Config:
+    """Load, validate and merge ``params.yaml``; ``profile`` defaults to the file's ``profile`` key.
+
+    Validation covers the whole file against the schema, then the selected profile's merged
+    config, its cross-key rules and its experiment grid (:func:`validate_grid`)."""
+    return _profile_with_grid(read_params(path), profile, overrides, source=str(path))
+
+
+def check_params(path: str | os.PathLike = "params.yaml", profile: str | None = None,
+                 overrides: list[str] | None = None) -> Config:
+    """What ``vaeas check`` runs: :func:`load_config` for the selected profile, then every other
+    profile's merged config and grid too, so an error in a profile not in use is found now."""
+    raw = read_params(path)
+    cfg = _profile_with_grid(raw, profile, overrides, source=str(path))
+    for name in (raw.get("profiles") or {}):
+        if name != cfg.profile:
+            _profile_with_grid(raw, name, overrides, source=str(path))
+    return cfg
+
+
+def _profile_with_grid(raw: dict, profile: str | None, overrides: list[str] | None, source: str) -> Config:
+    cfg = profile_config(raw, profile, overrides, source=source)
+    validate_grid(cfg, source)
+    return cfg

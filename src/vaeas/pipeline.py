@@ -22,7 +22,8 @@ from typing import Any
 import yaml
 
 from . import experiments as exps
-from .config import SECTIONS, Config
+from .config import Config
+from .data import catalog as data_paths
 from .errors import VaeasError
 
 TABLES = {1: "table1", 2: "table2", 3: "table3"}
@@ -36,12 +37,14 @@ def results_dir(cfg: Config) -> str:
     return f"results/{cfg.profile}"
 
 
-def processed_path(cfg: Config, dataset: str) -> str:
-    return f"{cfg.data.root}/processed/{dataset}.npz"
+def processed_input(cfg: Config, dataset: str) -> str:
+    """The processed file of ``dataset`` (:func:`vaeas.data.processed_path`), as a DAG path."""
+    return str(data_paths.processed_path(dataset, cfg.data.root))
 
 
 def raw_marker(cfg: Config, dataset: str) -> str:
-    return f"{cfg.data.root}/raw/{dataset}"
+    """The raw folder of ``dataset`` (:func:`vaeas.data.raw_dir`), the fetch stage's output."""
+    return str(data_paths.raw_dir(dataset, cfg.data))
 
 
 def table_paths(cfg: Config, table: int) -> tuple[str, str]:
@@ -54,15 +57,15 @@ def figure_path(cfg: Config, name: str) -> str:
 
 
 def metrics_path(run: exps.Run, cfg: Config, seed: int) -> str:
-    return f"{run.directory(cfg.profile, seed)}/metrics.json"
+    return run.path(cfg.profile, seed, exps.METRICS_FILE)
 
 
 def mc_path(run: exps.Run, cfg: Config, seed: int) -> str:
-    return f"{run.directory(cfg.profile, seed)}/mc.csv"
+    return run.path(cfg.profile, seed, exps.MC_FILE)
 
 
 def log_path(run: exps.Run, cfg: Config, seed: int) -> str:
-    return f"{run.directory(cfg.profile, seed)}/model.log.csv"
+    return run.path(cfg.profile, seed, exps.LOG_FILE)
 
 
 def datasets(cfg: Config) -> list[str]:
@@ -121,7 +124,7 @@ def stages(cfg: Config, raw: dict) -> list[Stage]:
             out.append(Stage(f"fetch-{ds}", f"vaeas fetch {ds} {p}", [], [raw_marker(cfg, ds)],
                              _param_keys(raw, cfg.profile, ["data"])))
         deps = [] if ds == "digits" else [raw_marker(cfg, ds)]
-        out.append(Stage(f"process-{ds}", f"vaeas process {ds} {p}", deps, [processed_path(cfg, ds)],
+        out.append(Stage(f"process-{ds}", f"vaeas process {ds} {p}", deps, [processed_input(cfg, ds)],
                          _param_keys(raw, cfg.profile, ["data"])))
     for run in exps.runs(cfg):
         run_keys = ["model", "labels", "training", f"experiments.{run.experiment}.dataset",
@@ -130,16 +133,16 @@ def stages(cfg: Config, raw: dict) -> list[Stage]:
             tag = f"{run.experiment}-{run.name}-s{seed}"
             model = run.model_path(cfg.profile, seed)
             out.append(Stage(f"train-{tag}", f"vaeas train --run {run.id} --seed {seed} --out {model} --quiet {p}",
-                             [processed_path(cfg, run.dataset)], [model, log_path(run, cfg, seed)],
+                             [processed_input(cfg, run.dataset)], [model, log_path(run, cfg, seed)],
                              _param_keys(raw, cfg.profile, run_keys)))
             metrics = metrics_path(run, cfg, seed)
             out.append(Stage(f"evaluate-{tag}", f"vaeas evaluate --model {model} --out {metrics} --quiet",
-                             [model, processed_path(cfg, run.dataset)], [metrics],
+                             [model, processed_input(cfg, run.dataset)], [metrics],
                              _param_keys(raw, cfg.profile, ["evaluation"])))
             if run.monte_carlo:
                 mc = mc_path(run, cfg, seed)
                 out.append(Stage(f"mc-{tag}", f"vaeas mc-estimate --model {model} --out {mc} --quiet",
-                                 [model, processed_path(cfg, run.dataset)], [mc],
+                                 [model, processed_input(cfg, run.dataset)], [mc],
                                  _param_keys(raw, cfg.profile, ["evaluation"])))
     for n in tables(cfg):
         out.append(Stage(f"table{n}", f"vaeas table {n} {p}", table_inputs(cfg, n),
@@ -169,7 +172,7 @@ def figure_inputs(cfg: Config, name: str) -> list[str]:
     if name in ("fig4", "fig5"):
         pair = exps.reconstruction_runs(cfg)[name]
         seed = exps.seeds(cfg)[0]
-        return [r.model_path(cfg.profile, seed) for r in pair] + [processed_path(cfg, pair[0].dataset)]
+        return [r.model_path(cfg.profile, seed) for r in pair] + [processed_input(cfg, pair[0].dataset)]
     if name.startswith("table"):
         return [table_paths(cfg, int(name[-1]))[0]]
     raise VaeasError(f"unknown figure '{name}' (choose from: {', '.join(FIGURES)})")

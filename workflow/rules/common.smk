@@ -7,7 +7,8 @@ from snakemake.utils import validate
 
 from vaeas import experiments as EXPS
 from vaeas import pipeline as PIPE
-from vaeas.config import load_config, schema_path
+from vaeas.config import schema_path
+from vaeas.experiments import load_config
 from vaeas.errors import VaeasError
 
 PARAMS = "params.yaml"

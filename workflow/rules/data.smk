@@ -3,7 +3,7 @@
 
 rule fetch:
     output:
-        directory(f"{CFG.data.root}/raw/{{dataset}}"),
+        directory(PIPE.raw_marker(CFG, "{dataset}")),
     params:
         data=lambda wc: CFG.data.__dict__,
     log:
@@ -13,14 +13,14 @@ rule fetch:
 
 
 def _raw_input(wildcards):
-    return [] if wildcards.dataset == "digits" else [f"{CFG.data.root}/raw/{wildcards.dataset}"]
+    return [] if wildcards.dataset == "digits" else [PIPE.raw_marker(CFG, wildcards.dataset)]
 
 
 rule process:
     input:
         _raw_input,
     output:
-        f"{CFG.data.root}/processed/{{dataset}}.npz",
+        PIPE.processed_input(CFG, "{dataset}"),
     params:
         data=lambda wc: CFG.data.__dict__,
     log:

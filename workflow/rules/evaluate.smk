@@ -3,10 +3,10 @@
 
 rule evaluate:
     input:
-        model="runs/{profile}/{experiment}/{run}/seed{seed}/model.pt",
-        data=lambda wc: PIPE.processed_path(CFG, run_of(wc).dataset),
+        model=EXPS.run_file_pattern(EXPS.MODEL_FILE),
+        data=lambda wc: PIPE.processed_input(CFG, run_of(wc).dataset),
     output:
-        "runs/{profile}/{experiment}/{run}/seed{seed}/metrics.json",
+        EXPS.run_file_pattern(EXPS.METRICS_FILE),
     params:
         evaluation=lambda wc: CFG.evaluation.__dict__,
     threads: 1
@@ -20,10 +20,10 @@ rule evaluate:
 
 rule mc_estimate:
     input:
-        model="runs/{profile}/{experiment}/{run}/seed{seed}/model.pt",
-        data=lambda wc: PIPE.processed_path(CFG, run_of(wc).dataset),
+        model=EXPS.run_file_pattern(EXPS.MODEL_FILE),
+        data=lambda wc: PIPE.processed_input(CFG, run_of(wc).dataset),
     output:
-        "runs/{profile}/{experiment}/{run}/seed{seed}/mc.csv",
+        EXPS.run_file_pattern(EXPS.MC_FILE),
     params:
         evaluation=lambda wc: CFG.evaluation.__dict__,
     threads: 1

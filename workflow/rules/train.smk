@@ -4,10 +4,10 @@
 
 rule train:
     input:
-        lambda wc: PIPE.processed_path(CFG, run_of(wc).dataset),
+        lambda wc: PIPE.processed_input(CFG, run_of(wc).dataset),
     output:
-        model="runs/{profile}/{experiment}/{run}/seed{seed}/model.pt",
-        log="runs/{profile}/{experiment}/{run}/seed{seed}/model.log.csv",
+        model=EXPS.run_file_pattern(EXPS.MODEL_FILE),
+        log=EXPS.run_file_pattern(EXPS.LOG_FILE),
     params:
         run=lambda wc: EXPS.run_params(CFG, run_of(wc)),
     threads: 1
