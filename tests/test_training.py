@@ -206,9 +206,9 @@ def test_fused_head_bf16_matches_fp32_loosely():
 def test_non_finite_loss_stops_the_run_naming_epoch_and_step(digits_root, tmp_path, monkeypatch):
     """The loss is checked once per epoch (no per-step host sync); the message still names the
     first bad step, and no checkpoint of the bad epoch is written."""
-    import vaeas.training as training
+    from vaeas.training import loop
 
-    real, calls = training.loss_terms, {"n": 0}
+    real, calls = loop.loss_terms, {"n": 0}
 
     def poisoned(*args, **kwargs):
         terms = real(*args, **kwargs)
@@ -217,7 +217,7 @@ def test_non_finite_loss_stops_the_run_naming_epoch_and_step(digits_root, tmp_pa
             terms.loss = terms.loss * float("nan")
         return terms
 
-    monkeypatch.setattr(training, "loss_terms", poisoned)
+    monkeypatch.setattr(loop, "loss_terms", poisoned)
     cfg = small_config(digits_root, epochs=3)
     with pytest.raises(VaeasError, match=r"non-finite loss \(nan\) at epoch 2, step 3; the last good checkpoint .*model.pt.ckpt is kept"):
         train(cfg, RunSpec("digits", "vaeas"), tmp_path / "model.pt", progress=False)

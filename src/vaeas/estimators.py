@@ -24,6 +24,10 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+# N_eff is a property of the labels, defined beside them (models.LabelSpec); re-exported here
+# because every softmax estimate takes it.
+from .models import effective_label_count
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 Logits = torch.Tensor | Sequence[torch.Tensor]
@@ -37,6 +41,7 @@ __all__ = [
     "softmax_cross_entropy",
     "effective_label_count",
     "mutual_information_softmax",
+    "mutual_information_from_entropy",
     "marginal_kl_softmax",
     "sample_standard_normal",
     "log_aggregate_posterior",
@@ -136,32 +141,6 @@ def softmax_cross_entropy(logits: Logits, labels: torch.Tensor) -> torch.Tensor:
     return total
 
 
-def effective_label_count(n_samples: int, classes: int, heads: int = 1) -> int:
-    """N_eff, the number of equiprobable labels whose log is the MI's ceiling in eq. 5.
-
-    * one label per sample (``classes == n_samples``, ``heads == 1``): N;
-    * V < N shared labels, one head: V;
-    * K heads of V classes: min(N, V**K).
-
-    Reason: with labels e(x) the classifier fits q(e|z), whose entropy is at most log(#labels),
-    so the softmax estimate log N_eff − E H(s_ω(·|z)) must use the label count in place of N to
-    lie in [0, log N_eff]. The paper says this in §3.3 ("The maximum mutual information that we
-    can provide by using the V tag category ... is log V"), while Appendix 7.2 bounds the MI by
-    log N; K heads can tell apart at most V**K label tuples but there are only N samples, hence
-    the minimum.
-
-    Caveats. With shared labels the Bayes-optimal value log V − E H(q(e|z)) is I(z; e) ≤ I(z; x)
-    (data processing): accurate when posteriors overlap heavily, but capped at log V, so it
-    underestimates a large MI when the posteriors sharing a label are well separated (there
-    log N − E H(q(e|z)) is the accurate one, as it is for eq. 10's MD, which always uses N).
-    N_eff only shifts the MI by a constant, so it never changes a gradient of eq. 3.
-    """
-    for name, v in (("n_samples", n_samples), ("classes", classes), ("heads", heads)):
-        if int(v) != v or v < 1:
-            raise ValueError(f"effective_label_count: {name} must be a positive integer, got {v!r}")
-    return int(min(int(n_samples), int(classes) ** int(heads)))
-
-
 def mutual_information_softmax(logits: Logits, n_labels: int) -> torch.Tensor:
     """Softmax MI estimate, eqs. 5 and 9: log N_eff − mean_z H(s_ω(·|z)) (a scalar).
 
@@ -172,7 +151,17 @@ def mutual_information_softmax(logits: Logits, n_labels: int) -> torch.Tensor:
     """
     if n_labels < 1:
         raise ValueError(f"mutual_information_softmax: n_labels must be ≥ 1, got {n_labels}")
-    return math.log(n_labels) - softmax_entropy(logits).mean()
+    return mutual_information_from_entropy(softmax_entropy(logits).mean(), n_labels)
+
+
+def mutual_information_from_entropy(mean_entropy, n_labels: int):
+    """Eq. 5 from an already computed mean_z H(s_ω(·|z)) (eq. 9): log N_eff − mean entropy.
+
+    For callers that get the entropy from a fused pass (training's routed head) or accumulate
+    it over batches (evaluation): a tensor (one value per stacked model) or a float in, the same
+    type out, so each caller keeps its own precision.
+    """
+    return math.log(n_labels) - mean_entropy
 
 
 def marginal_kl_softmax(kl: torch.Tensor, sc: torch.Tensor, n_labels: int) -> torch.Tensor:

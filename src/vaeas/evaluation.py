@@ -27,7 +27,7 @@ from .estimators import (
     kl_standard_normal,
     marginal_kl_softmax,
     mc_estimates_subsets,
-    mutual_information_softmax,
+    mutual_information_from_entropy,
     softmax_cross_entropy,
     softmax_entropy,
 )
@@ -35,6 +35,7 @@ from .errors import VaeasError
 from .metrics import active_units, bernoulli_log_likelihood, iw_nll
 from .models import VAE, make_labels
 from .runtime import eval_binarized, resolve_device, tune_allocator
+from .training.checkpoint import load_model
 
 BATCH = 1000
 
@@ -66,7 +67,7 @@ def training_set_pass(model: VAE, x: torch.Tensor, labels: torch.Tensor | None, 
     out = {"nll_train": torch.cat(recon).mean().item(), "kl_train": kl_all.mean().item()}
     if model.classifier is not None:
         sc_all, h_all = torch.cat(sc), torch.cat(entropy)
-        out["mi"] = math.log(n_eff) - h_all.mean().item()
+        out["mi"] = mutual_information_from_entropy(h_all.mean().item(), n_eff)        # eqs. 5, 9
         out["md"] = marginal_kl_softmax(kl_all, sc_all, n_eff).item()
         out["sc"] = sc_all.mean().item()
     return out
@@ -152,6 +153,4 @@ def monte_carlo(model: VAE, meta: dict, data_root: str | None = None) -> list[di
 
 
 def load_for_eval(path: str, device: str = "auto") -> tuple[VAE, dict]:
-    from .training import load_model
-
     return load_model(path, resolve_device(device))

@@ -296,6 +296,32 @@ class StackedVAE(nn.Module):
         return out
 
 
+def effective_label_count(n_samples: int, classes: int, heads: int = 1) -> int:
+    """N_eff, the number of equiprobable labels whose log is the MI's ceiling in eq. 5.
+
+    * one label per sample (``classes == n_samples``, ``heads == 1``): N;
+    * V < N shared labels, one head: V;
+    * K heads of V classes: min(N, V**K).
+
+    Reason: with labels e(x) the classifier fits q(e|z), whose entropy is at most log(#labels),
+    so the softmax estimate log N_eff − E H(s_ω(·|z)) must use the label count in place of N to
+    lie in [0, log N_eff]. The paper says this in §3.3 ("The maximum mutual information that we
+    can provide by using the V tag category ... is log V"), while Appendix 7.2 bounds the MI by
+    log N; K heads can tell apart at most V**K label tuples but there are only N samples, hence
+    the minimum.
+
+    Caveats. With shared labels the Bayes-optimal value log V − E H(q(e|z)) is I(z; e) ≤ I(z; x)
+    (data processing): accurate when posteriors overlap heavily, but capped at log V, so it
+    underestimates a large MI when the posteriors sharing a label are well separated (there
+    log N − E H(q(e|z)) is the accurate one, as it is for eq. 10's MD, which always uses N).
+    N_eff only shifts the MI by a constant, so it never changes a gradient of eq. 3.
+    """
+    for name, v in (("n_samples", n_samples), ("classes", classes), ("heads", heads)):
+        if int(v) != v or v < 1:
+            raise ValueError(f"effective_label_count: {name} must be a positive integer, got {v!r}")
+    return int(min(int(n_samples), int(classes) ** int(heads)))
+
+
 @dataclass(frozen=True)
 class LabelSpec:
     """The fixed labels of the N training samples: ``labels`` is (N,) or (N, heads)."""
@@ -308,7 +334,7 @@ class LabelSpec:
     @property
     def effective_count(self) -> int:
         """Distinct label values in use: the N_eff of MI = log N_eff − E[H] (§3.3)."""
-        return min(self.n_samples, self.classes ** self.heads)
+        return effective_label_count(self.n_samples, self.classes, self.heads)
 
 
 def make_labels(n_samples: int, cfg: LabelConfig) -> LabelSpec:

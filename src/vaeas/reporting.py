@@ -466,7 +466,7 @@ def figure_kl_decomposition(log_frame: pd.DataFrame, path: str | os.PathLike, ti
 def _load_entry(entry) -> tuple[Any, dict]:
     if isinstance(entry, tuple) and len(entry) == 2:
         return entry
-    from .training import load_model
+    from .training.checkpoint import load_model
 
     return load_model(entry, "cpu")
 
