@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vaeas import reporting as R
+from vaeas import report as R
 from vaeas.config import Config, EvaluationConfig, ModelConfig
 from vaeas.errors import VaeasError
 from vaeas.models import VAE
@@ -415,7 +415,7 @@ def test_figure_reconstructions_from_model_files(tmp_path):
 
 
 def test_table_caption_names_our_data_set_when_it_is_not_the_papers(tmp_path):
-    from vaeas.reporting import build_table, table_title, write_table
+    from vaeas.report import build_table, table_title, write_table
 
     row = {"dataset": "digits", "objective": "vae", "alpha": 1.0, "beta": 1.0, "seed": 0, "decoder_layers": 2,
            "nll_test": 1.0, "kl_test": 1.0, "au": 1, "nll_train": 1.0, "kl_train": 1.0, "log_n": 7.0, "label_count": 1247}

@@ -87,25 +87,25 @@ def cmd_mc_estimate(args) -> None:
 
 
 def cmd_table(args) -> None:
-    from .pipeline import make_table
+    from .report.drivers import make_table
 
     make_table(_config(args), args.table)
 
 
 def cmd_figure(args) -> None:
-    from .pipeline import make_figure
+    from .report.drivers import make_figure
 
     make_figure(_config(args), args.name)
 
 
 def cmd_claims(args) -> None:
-    from .pipeline import make_claims
+    from .report.drivers import make_claims
 
     make_claims(_config(args))
 
 
 def cmd_report(args) -> None:
-    from .pipeline import make_report
+    from .report.drivers import make_report
 
     make_report(_config(args), args.params)
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 # N_eff is a property of the labels, defined beside them (models.LabelSpec); re-exported here
 # because every softmax estimate takes it.
-from .models import effective_label_count
+from .models import effective_label_count  # noqa: F401
 
 LOG_2PI = math.log(2.0 * math.pi)
 

@@ -1,0 +1,87 @@
+"""Reporting: the paper's Tables 1–3 beside ours, Figures 2–5, machine-checked claims, REPORT.md.
+
+One module per product: :mod:`~vaeas.report.tables`, :mod:`~vaeas.report.figures`,
+:mod:`~vaeas.report.claims`, :mod:`~vaeas.report.provenance` (provenance and REPORT.md), and
+:mod:`~vaeas.report.drivers`, what ``vaeas table|figure|claims|report`` run. Every public name
+is re-exported here.
+
+Inputs are the files the other stages write: one flat ``metrics.json`` per trained model
+(:func:`vaeas.evaluation.evaluate`), one ``mc.csv`` per Figure-2 model
+(:func:`vaeas.evaluation.monte_carlo`), one ``<model>.log.csv`` per training run
+(:func:`vaeas.training.train`) and the model files themselves (Figures 4/5). The paper's numbers
+are transcribed once, in ``vaeas/reference/paper_tables.csv`` (:func:`paper_values`).
+
+Tables
+------
+:func:`build_table` groups our metrics rows by configuration (Table 1: decoder depth; Tables 2/3:
+method, α, β, in the paper's row order), aggregates over seeds and puts the paper's value and the
+difference beside each column. The frame is flat: key columns, ``config`` (a display label),
+``n_seeds``, ``in_paper``, and for every metric ``m``: ``m_mean``, ``m_sd`` (sample sd, ddof = 1;
+NaN with one seed), ``m_paper`` and ``m_delta`` (= ours mean − paper). Configurations only we
+ran, and paper rows we did not run, are kept (NaN where missing), never dropped.
+
+:func:`format_table` renders one Markdown row per configuration and one cell per metric::
+
+    96.30 ± 0.40 (paper 96.32, Δ −0.02)
+
+i.e. our mean ± sd over seeds, then the paper's value and ours − paper. One row per
+configuration keeps a configuration's numbers on one line (sub-columns for ours / paper / Δ
+would triple the width of an 8-metric table). With one seed the "± sd" is left out; a cell
+reads ``— (paper 96.32)`` for a configuration we did not run and has no parenthesis where the
+paper has no value. AU is a count: its mean is shown with one decimal when not whole.
+
+Figures
+-------
+PNG, written atomically, drawn with seaborn on the Agg backend; titles, axis labels (nats) and
+legends make each readable without the paper. :func:`figure_mc_vs_softmax` (Fig. 2),
+:func:`figure_kl_decomposition` (Fig. 3), :func:`figure_reconstructions` (Figs. 4/5),
+:func:`figure_table` (Tables 1–3 as trends vs α, β or depth, ours with ±sd bars vs the paper).
+
+Claims
+------
+:func:`check_claims` turns each qualitative statement of §2.2 and §5 into a check with numbers;
+each :class:`Claim` says whether our numbers pass (``passed``) and whether the paper's own numbers
+pass the same check (``paper_passed``), so a failure of ours can be told apart from a statement
+the paper's table does not support either. ``None`` means not enough data. Thresholds:
+
+* trends ("raising β lowers KL_test"): Spearman ρ between the swept value and the metric of at
+  least :data:`TREND_RHO` (0.8) in the stated direction, *and* the value at the largest setting
+  beyond the value at the smallest. Rank correlation tolerates one wiggle in a 6–7 point sweep
+  (the paper's Omniglot MD at β = 5, 10) but not a flat or mixed series.
+* "MI stays near log N": for every VAE-AS run with α ≤ 2 and β ≤ 1, log V − MI ≤
+  :data:`MI_BOUND_TOL` (0.5 nats), where V is the run's ``label_count`` (the number of softmax
+  labels, V = N with full labels): log V is the ceiling of the softmax MI estimate (§3.3), so
+  with shared labels (V < N) the check stays meaningful. The paper's gaps are ≤ 0.14 (MNIST) and
+  ≤ 0.04 (Omniglot) nats in those rows; at β = 2 Omniglot's MI already falls to 6.17, so the
+  range is β ≤ 1, not β ≤ 2.
+* Figure 2: per model, |MC(S_min) − MC(S_max)| > |MC(S_next) − MC(S_max)| (S_next the second
+  largest S), the sd over repeats at S_min larger than at S_max, and |softmax − MC(S_max)| <
+  |MC(S_min) − MC(S_max)|, for both MI and MD.
+* Figure 3: at the last epoch |KL − (MI + MD)| ≤ :data:`FIG3_REL_TOL` (5 %) of KL. The paper's
+  Table 2 (α = β = 1) gives KL_train 21.22 vs MI + MD 21.44 (1.0 %).
+
+Report
+------
+:func:`write_report` assembles REPORT.md from :class:`Section` s (Markdown text, embedded ``.md``
+files, relative links to images) and the :func:`provenance` of the run.
+"""
+
+from .tables import (  # noqa: F401
+    METRICS, TABLE_METRICS, METRIC_LABELS, TABLE_DATASETS, PAPER_N, TABLE_TITLES, CELL_LEGEND,
+    TREND_RHO, MI_BOUND_TOL, FIG3_REL_TOL, paper_values, build_table, table_title, format_cell,
+    format_table, write_table,
+)
+from .figures import (  # noqa: F401
+    combine_mc, figure_mc_vs_softmax, figure_kl_decomposition, reconstruction_grid,
+    figure_reconstructions, figure_table,
+)
+from .claims import (  # noqa: F401
+    Claim, trend, check_claims, claims_summary, format_claims, write_claims,
+)
+from .provenance import (  # noqa: F401
+    collect_stage_times, provenance, format_provenance, Section, IMAGE_SUFFIXES, write_report,
+    read_metrics,
+)
+from .drivers import (  # noqa: F401
+    make_table, make_figure, make_claims, make_report,
+)

@@ -1,0 +1,127 @@
+"""What ``vaeas table|figure|claims|report`` run: gather the files of a profile's runs (paths
+from :mod:`vaeas.pipeline`, the same that dvc.yaml and the Snakemake rules name) and hand them
+to the tables, figures, claims and report of this package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .. import experiments as exps
+from ..config import Config
+from ..errors import VaeasError
+from ..pipeline import (
+    TABLES,
+    fig2_runs,
+    figure_inputs,
+    figure_path,
+    figures,
+    log_path,
+    mc_path,
+    metrics_path,
+    report_inputs,
+    results_dir,
+    table_paths,
+    tables,
+)
+from .claims import check_claims, write_claims
+from .figures import combine_mc, figure_kl_decomposition, figure_mc_vs_softmax, figure_reconstructions, figure_table
+from .provenance import Section, collect_stage_times, provenance, read_metrics, write_report
+from .tables import build_table, write_table
+
+
+
+def _metrics_rows(cfg: Config, experiment: str) -> list[dict]:
+    paths = [metrics_path(run, cfg, s) for run in exps.runs(cfg, experiment) for s in exps.seeds(cfg)]
+    _require(paths)
+    return read_metrics(paths)
+
+
+def _require(paths: list[str]) -> None:
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise VaeasError(f"missing input {missing[0]} ({len(missing)} missing); run the pipeline (snakemake or dvc repro) first")
+
+
+def make_table(cfg: Config, table: int) -> None:
+    if table not in TABLES:
+        raise VaeasError(f"unknown table {table} (choose from: 1, 2, 3)")
+    df = build_table(table, _metrics_rows(cfg, TABLES[table]))
+    write_table(df, *table_paths(cfg, table))
+
+
+def _table_frame(cfg: Config, table: int):
+    path = table_paths(cfg, table)[0]
+    _require([path])
+    return pd.read_csv(path)
+
+
+def _fig2_frames(cfg: Config):
+    pairs = fig2_runs(cfg)
+    mc_files = [mc_path(r, cfg, s) for r, s in pairs]
+    metric_files = [metrics_path(r, cfg, s) for r, s in pairs]
+    _require(mc_files + metric_files)
+    return [pd.read_csv(f) for f in mc_files], read_metrics(metric_files)
+
+
+def _fig3_logs(cfg: Config):
+    frames = []
+    for run, seed in fig2_runs(cfg):
+        path = log_path(run, cfg, seed)
+        _require([path])
+        frame = pd.read_csv(path)
+        frame["run"] = f"{run.name} seed {seed}"
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def make_figure(cfg: Config, name: str) -> None:
+    if name not in figures(cfg):
+        raise VaeasError(f"figure '{name}' is not part of profile '{cfg.profile}' (its figures: {', '.join(figures(cfg))})")
+    out = figure_path(cfg, name)
+    if name == "fig2":
+        figure_mc_vs_softmax(*_fig2_frames(cfg), out)
+    elif name == "fig3":
+        first = exps.runs(cfg, "fig2")[0]
+        logs = _fig3_logs(cfg)
+        figure_kl_decomposition(logs[logs["run"].str.startswith(first.name + " ")], out,
+                                    title=f"{first.dataset}, {first.name}")
+    elif name in ("fig4", "fig5"):
+        files = figure_inputs(cfg, name)
+        _require(files)
+        figure_reconstructions(files[:2], out, data_root=cfg.data.root)
+    else:
+        n = int(name[-1])
+        figure_table(_table_frame(cfg, n), n, out)
+
+
+def make_claims(cfg: Config) -> None:
+    frames = {n: _table_frame(cfg, n) for n in tables(cfg)}
+    mc = logs = None
+    if exps.runs(cfg, "fig2"):
+        mc = combine_mc(*_fig2_frames(cfg))
+        logs = _fig3_logs(cfg)
+    write_claims(check_claims(frames, mc, logs), f"{results_dir(cfg)}/claims.md")
+
+
+def make_report(cfg: Config, params_path: str) -> None:
+    _require(report_inputs(cfg))
+    runs = [(run, seed) for run in exps.runs(cfg) for seed in exps.seeds(cfg)]
+    rows = read_metrics([metrics_path(run, cfg, seed) for run, seed in runs])
+    # Stage times are keyed by the run's place under runs/<profile>/ (experiment/run/seed<S>).
+    logs = {f"{run.experiment}/{run.name}/seed{seed}": pd.read_csv(log_path(run, cfg, seed)) for run, seed in runs}
+    res = results_dir(cfg)
+    sections = [Section("Claims", files=[f"{res}/claims.md"])]
+    titles = {1: "Table 1 — active units vs decoder depth", 2: "Table 2 — MNIST", 3: "Table 3 — Omniglot"}
+    for n in tables(cfg):
+        ds = exps.runs(cfg, TABLES[n])[0].dataset
+        sections.append(Section(f"{titles[n]} (ours on {ds})", files=[table_paths(cfg, n)[1], figure_path(cfg, f"table{n}")]))
+    names = {"fig2": "Figure 2 — MI and MD: softmax vs Monte Carlo", "fig3": "Figure 3 — mean KL vs MI + MD over training",
+             "fig4": "Figure 4 — reconstructions, α = 0.2 vs α = 5 (Table 2's data)",
+             "fig5": "Figure 5 — reconstructions, α = 0.2 vs α = 5 (Table 3's data)"}
+    for name in figures(cfg):
+        if name in names:
+            sections.append(Section(names[name], files=[figure_path(cfg, name)]))
+    prov = provenance(params_path, collect_stage_times(rows, logs), profile=cfg.profile)
+    write_report(f"{res}/REPORT.md", sections, prov)

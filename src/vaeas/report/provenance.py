@@ -1,0 +1,188 @@
+"""Provenance (versions, machine, git, stage times) and REPORT.md."""
+
+from __future__ import annotations
+
+import math
+import json
+import os
+import platform
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from ..io import sha256_file, write_text
+from .tables import CELL_LEGEND, _num
+
+
+# ---------------------------------------------------------------------------------------------
+# Provenance and the report
+
+def collect_stage_times(metrics_rows: Sequence[Mapping] = (), logs: Mapping[str, pd.DataFrame] | None = None) -> dict[str, float]:
+    """Wall time (s) per stage: training from the logs' per-epoch ``seconds`` (summed per run),
+    evaluation from each metrics.json's ``seconds``; keys ``train: <run>``, ``evaluate: <run>``
+    and the totals ``train (total)``, ``evaluate (total)``."""
+    times: dict[str, float] = {}
+    for name, frame in (logs or {}).items():
+        if "seconds" in frame:
+            times[f"train: {name}"] = float(frame["seconds"].sum())
+    for row in metrics_rows:
+        if math.isfinite(_num(row.get("seconds"))):
+            name = (f"{row.get('dataset')} {row.get('objective')} a={_num(row.get('alpha')):g} "
+                    f"b={_num(row.get('beta')):g} L={row.get('decoder_layers')} s={row.get('seed')}")
+            key, i = f"evaluate: {name}", 2
+            while key in times:
+                key, i = f"evaluate: {name} #{i}", i + 1
+            times[key] = float(row["seconds"])
+    for stage in ("train", "evaluate"):
+        parts = [v for k, v in times.items() if k.startswith(f"{stage}: ")]
+        if parts:
+            times[f"{stage} (total)"] = float(sum(parts))
+    return times
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        res = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() if res.returncode == 0 else None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance(params_path: str | os.PathLike, stage_times: Mapping[str, float], profile: str | None = None) -> dict:
+    """What produced the report: git commit and dirty flag (of the repository holding
+    ``params_path``), sha256 of params.yaml, the profile (``profile`` or the file's ``profile``
+    key), package versions (None if not installed), this machine's CPU / CUDA device, and
+    ``stage_times`` (see :func:`collect_stage_times`)."""
+    params_path = Path(params_path)
+    repo = params_path.resolve().parent
+    commit = _git(["rev-parse", "HEAD"], repo)
+    status = _git(["status", "--porcelain", "--untracked-files=no"], repo) if commit else None
+    if profile is None and params_path.is_file():
+        import yaml
+
+        raw = yaml.safe_load(params_path.read_text()) or {}
+        profile = raw.get("profile") if isinstance(raw, dict) else None
+    packages = {}
+    for name in ("vaeas", "torch", "torchvision", "numpy", "pandas", "seaborn", "matplotlib", "snakemake", "dvc"):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    cuda = None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            cuda = torch.cuda.get_device_name(0)
+    except Exception:  # noqa: BLE001 - provenance must not fail on a broken CUDA setup
+        cuda = None
+    return {
+        "git_commit": commit,
+        "git_dirty": None if status is None else bool(status),
+        "params_sha256": sha256_file(params_path) if params_path.is_file() else None,
+        "params_path": str(params_path),
+        "profile": profile,
+        "python": platform.python_version(),
+        "packages": packages,
+        "device": {"cpu": _cpu_model(), "cuda": cuda, "note": "the machine that wrote the report"},
+        "stage_times_s": {k: round(float(v), 3) for k, v in stage_times.items()},
+    }
+
+
+def format_provenance(prov: Mapping) -> str:
+    """Provenance as Markdown: a key/value table, package versions, and wall time per stage."""
+    from tabulate import tabulate
+
+    dev = prov.get("device", {}) or {}
+    commit = prov.get("git_commit")
+    rows = [["git commit", (f"`{commit}`" if commit else "unknown (not a git checkout)")
+             + (" (dirty: uncommitted changes)" if prov.get("git_dirty") else "")],
+            ["git dirty", str(prov.get("git_dirty"))],
+            ["params.yaml sha256", f"`{prov.get('params_sha256')}`"],
+            ["profile", str(prov.get("profile"))],
+            ["python", str(prov.get("python"))],
+            ["device (CPU)", str(dev.get("cpu"))],
+            ["device (CUDA)", str(dev.get("cuda") or "none")]]
+    rows += [[f"package {k}", str(v)] for k, v in (prov.get("packages") or {}).items()]
+    out = tabulate(rows, headers=["Key", "Value"], tablefmt="github", disable_numparse=True)
+    times = prov.get("stage_times_s") or {}
+    if times:
+        order = sorted(times, key=lambda k: (not k.endswith("(total)"), k))
+        out += "\n\nWall time per stage (seconds):\n\n" + tabulate(
+            [[k, f"{times[k]:.1f}"] for k in order], headers=["Stage", "Seconds"], tablefmt="github", disable_numparse=True)
+    out += "\n\n<details><summary>provenance.json</summary>\n\n```json\n" + json.dumps(prov, indent=2, sort_keys=True) + "\n```\n\n</details>"
+    return out
+
+
+@dataclass
+class Section:
+    """One part of REPORT.md: a heading, Markdown ``body``, then ``files`` in order: ``.md`` files
+    are embedded verbatim, images (``.png``, ``.svg``, ``.jpg``) linked relative to the report."""
+
+    title: str
+    body: str = ""
+    files: Sequence[str | os.PathLike] = field(default_factory=tuple)
+
+
+IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
+
+
+def write_report(path: str | os.PathLike, sections: Sequence[Section], provenance: Mapping) -> None:
+    """Write REPORT.md: the sections in order, then the provenance. A missing file is an error."""
+    from ..errors import VaeasError
+
+    path = Path(path)
+    base = path.resolve().parent
+    parts = ["# VAE-AS reproduction report",
+             "Reproduction of *Improve Variational Autoencoder with Auxiliary Softmax Multiclassifier* (VAE-AS). "
+             + CELL_LEGEND]
+    for section in sections:
+        parts.append(f"## {section.title}")
+        if section.body:
+            parts.append(section.body.strip())
+        for item in section.files:
+            item = Path(item)
+            if not item.is_file():
+                raise VaeasError(f"report: {item} (section '{section.title}') not found")
+            if item.suffix.lower() in IMAGE_SUFFIXES:
+                rel = Path(os.path.relpath(item.resolve(), base)).as_posix()
+                parts.append(f"![{section.title}: {item.name}]({rel})")
+            else:
+                parts.append(item.read_text(encoding="utf-8").strip())
+    parts.append("## Provenance")
+    parts.append(format_provenance(provenance))
+    write_text(path, "\n\n".join(parts) + "\n")
+
+
+def read_metrics(paths: Sequence[str | os.PathLike]) -> list[dict]:
+    """The metrics.json files as a list of dicts (each with ``path`` added)."""
+    rows = []
+    for p in paths:
+        row = json.loads(Path(p).read_text())
+        row["path"] = str(p)
+        rows.append(row)
+    return rows
+
+
+__all__ = [
+    "METRICS", "TABLE_METRICS", "PAPER_N", "TREND_RHO", "MI_BOUND_TOL", "FIG3_REL_TOL", "CELL_LEGEND",
+    "paper_values", "build_table", "format_cell", "format_table", "write_table",
+    "combine_mc", "figure_mc_vs_softmax", "figure_kl_decomposition", "reconstruction_grid",
+    "figure_reconstructions", "figure_table",
+    "Claim", "trend", "check_claims", "claims_summary", "format_claims", "write_claims",
+    "collect_stage_times", "provenance", "format_provenance", "Section", "write_report", "read_metrics",
+]

@@ -1,0 +1,262 @@
+"""Tables 1–3: the paper's values beside ours (mean ± sd over seeds, paper, Δ), as a flat
+frame (CSV) and Markdown. See :mod:`vaeas.report` for the cell format."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..io import atomic_path, write_text
+
+# ---------------------------------------------------------------------------------------------
+# Constants
+
+#: Every metric column of Tables 2 and 3, in the paper's order.
+METRICS = ("nll_test", "kl_test", "au", "nll_train", "kl_train", "mi", "md", "sc")
+#: Metrics shown per table. Table 1 of the paper has only AU; ours adds KL_test and NLL_test.
+TABLE_METRICS = {1: ("au", "kl_test", "nll_test"), 2: METRICS, 3: METRICS}
+#: Column headers of the Markdown tables.
+METRIC_LABELS = {"nll_test": "NLL_test", "kl_test": "KL_test", "au": "AU", "nll_train": "NLL_train",
+                 "kl_train": "KL_train", "mi": "MI", "md": "MD", "sc": "SC"}
+#: Which data set each table reports, and its training-set size N in the paper (§5.1).
+TABLE_DATASETS = {1: "MNIST", 2: "MNIST", 3: "Omniglot"}
+PAPER_N = {2: 55_000, 3: 24_345}
+TABLE_TITLES = {
+    1: "Table 1: active units of z vs decoder depth (VAE, MNIST)",
+    2: "Table 2: VAE-AS on MNIST, α and β sweeps",
+    3: "Table 3: VAE-AS on Omniglot, α and β sweeps",
+}
+CELL_LEGEND = ("Cells: our mean ± sd over seeds (paper's value, Δ = ours − paper). NLL, KL, MI, MD "
+               "and SC in nats; AU is a count of latent dimensions. '—': not run / not reported.")
+
+TREND_RHO = 0.8
+MI_BOUND_TOL = 0.5
+FIG3_REL_TOL = 0.05
+
+_MINUS = "\u2212"
+
+
+# ---------------------------------------------------------------------------------------------
+# Paper values
+
+def paper_values(table: int) -> pd.DataFrame:
+    """The paper's rows of Table ``table`` (1, 2 or 3), in the paper's order.
+
+    Columns ``table, method, alpha, beta, decoder_layers`` and the metrics of :data:`METRICS`
+    (NaN where the paper gives none: every column but AU in Table 1, MI/MD/SC and α/β for VAE).
+    """
+    _check_table(table)
+    text = resources.files("vaeas").joinpath("reference/paper_tables.csv").read_text(encoding="utf-8")
+    frame = pd.read_csv(io.StringIO(text))
+    out = frame[frame["table"] == table].reset_index(drop=True)
+    for col in ("alpha", "beta", "decoder_layers", *METRICS):
+        out[col] = out[col].astype(float)
+    return out
+
+
+def _check_table(table: int) -> None:
+    if table not in (1, 2, 3):
+        raise ValueError(f"table must be 1, 2 or 3, got {table!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+
+def _num(value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return out
+
+
+def _config_key(table: int, method: str, alpha: float, beta: float, layers: float) -> str:
+    if table == 1:
+        return f"L{int(layers)}"
+    if method == "vae":
+        return "vae"
+    return f"vaeas a={alpha:g} b={beta:g}"
+
+
+def _config_label(table: int, method: str, alpha: float, beta: float, layers: float) -> str:
+    if table == 1:
+        return f"{int(layers)} decoder layer{'s' if int(layers) != 1 else ''}"
+    if method == "vae":
+        return "VAE"
+    return f"VAE-AS α={alpha:g} β={beta:g}"
+
+
+def _normalise_row(table: int, row: Mapping) -> dict:
+    method = row.get("objective", row.get("method"))
+    if method not in ("vae", "vaeas"):
+        raise ValueError(f"metrics row has objective {method!r}; expected 'vae' or 'vaeas'")
+    alpha, beta = round(_num(row.get("alpha")), 6), round(_num(row.get("beta")), 6)
+    if method == "vae":  # α and β do not enter the ELBO; the paper leaves them blank
+        alpha = beta = math.nan
+    layers = _num(row.get("decoder_layers"))
+    if table == 1 and not math.isfinite(layers):
+        raise ValueError("Table 1 rows need 'decoder_layers'")
+    out = {"method": method, "alpha": alpha, "beta": beta, "decoder_layers": layers,
+           "seed": row.get("seed"), "dataset": row.get("dataset"),
+           "log_n": _num(row.get("log_n")), "label_count": _num(row.get("label_count"))}
+    out.update({m: _num(row.get(m)) for m in METRICS})
+    out["key"] = _config_key(table, method, alpha, beta, layers)
+    return out
+
+
+def build_table(table: int, rows: Sequence[Mapping]) -> pd.DataFrame:
+    """Our metrics rows of one table, aggregated over seeds, beside the paper's values.
+
+    ``rows`` are metrics.json dicts of the runs of this table's experiment. Table 1 uses the
+    ``objective == 'vae'`` rows, one configuration per ``decoder_layers``; Tables 2/3 group by
+    (objective, α, β), α and β being ignored for VAE. Rows of several data sets, or a
+    configuration whose runs differ in decoder depth, or a seed given twice, are an error.
+    The result is ordered as the paper's table, then our extra configurations.
+    """
+    _check_table(table)
+    norm = [_normalise_row(table, r) for r in rows]
+    if table == 1:
+        norm = [r for r in norm if r["method"] == "vae"]
+    ours = pd.DataFrame(norm, columns=["key", "method", "alpha", "beta", "decoder_layers", "seed", "dataset",
+                                       "log_n", "label_count", *METRICS])
+    datasets = sorted({str(d) for d in ours["dataset"].dropna()})
+    if len(datasets) > 1:
+        raise ValueError(f"Table {table}: rows of several data sets ({', '.join(datasets)}); pass one data set's rows")
+    metrics = TABLE_METRICS[table]
+
+    agg_rows = []
+    for key, group in ours.groupby("key", sort=False):
+        seeds = group["seed"].dropna().tolist()
+        if len(seeds) != len(set(seeds)):
+            raise ValueError(f"Table {table}, configuration {key}: a seed appears twice ({seeds})")
+        if table != 1 and group["decoder_layers"].nunique(dropna=True) > 1:
+            raise ValueError(f"Table {table}, configuration {key}: runs differ in decoder_layers "
+                             f"({sorted(group['decoder_layers'].dropna().unique())})")
+        first = group.iloc[0]
+        rec = {"key": key, "method": first["method"], "alpha": first["alpha"], "beta": first["beta"],
+               "decoder_layers": first["decoder_layers"], "n_seeds": len(group),
+               "log_n": group["log_n"].mean(), "label_count": group["label_count"].mean()}
+        for m in metrics:
+            values = group[m].dropna()
+            rec[f"{m}_mean"] = values.mean() if len(values) else math.nan
+            rec[f"{m}_sd"] = values.std(ddof=1) if len(values) > 1 else math.nan
+        agg_rows.append(rec)
+    agg = pd.DataFrame(agg_rows, columns=["key", "method", "alpha", "beta", "decoder_layers", "n_seeds",
+                                          "log_n", "label_count",
+                                          *[f"{m}_{s}" for m in metrics for s in ("mean", "sd")]])
+
+    paper = paper_values(table)
+    paper["key"] = [_config_key(table, r.method, r.alpha, r.beta, r.decoder_layers) for r in paper.itertuples()]
+    paper = paper.rename(columns={m: f"{m}_paper" for m in METRICS})[
+        ["key", "method", "alpha", "beta", "decoder_layers", *[f"{m}_paper" for m in metrics]]]
+    paper["_order"] = np.arange(len(paper))
+
+    merged = paper.merge(agg, on="key", how="outer", suffixes=("", "_ours"))
+    for col in ("method", "alpha", "beta", "decoder_layers"):
+        merged[col] = merged[col].where(merged["_order"].notna(), merged[f"{col}_ours"])
+        if table != 1 and col == "decoder_layers":  # the paper's Tables 2/3 do not list it; ours does
+            merged[col] = merged[f"{col}_ours"]
+    merged["in_paper"] = merged["_order"].notna()
+    merged["n_seeds"] = merged["n_seeds"].fillna(0).astype(int)
+    extra_order = merged[["method", "alpha", "beta", "decoder_layers"]].apply(
+        lambda r: (str(r["method"]), _sort_num(r["decoder_layers"]), _sort_num(r["alpha"]), _sort_num(r["beta"])), axis=1)
+    merged["_extra"] = extra_order
+    merged = pd.concat([merged[merged["in_paper"]].sort_values("_order"),
+                        merged[~merged["in_paper"]].sort_values("_extra")], ignore_index=True)
+    for m in metrics:
+        merged[f"{m}_delta"] = merged[f"{m}_mean"] - merged[f"{m}_paper"]
+    merged["config"] = [_config_label(table, r.method, r.alpha, r.beta, r.decoder_layers) for r in merged.itertuples()]
+    keys = ["decoder_layers"] if table == 1 else ["method", "alpha", "beta", "decoder_layers"]
+    cols = ["config", *keys, "n_seeds", "in_paper", "log_n", "label_count",
+            *[f"{m}_{s}" for m in metrics for s in ("mean", "sd", "paper", "delta")]]
+    out = merged[cols].reset_index(drop=True)
+    out["dataset"] = datasets[0] if datasets else ""
+    out.attrs["table"] = table
+    return out
+
+
+def table_title(df: pd.DataFrame, table: int) -> str:
+    """The paper's title, plus which data set our numbers come from when it is not the paper's."""
+    ours = str(df["dataset"].iloc[0]) if "dataset" in df.columns and len(df) and isinstance(df["dataset"].iloc[0], str) else ""
+    if ours and ours.lower() != TABLE_DATASETS[table].lower():
+        return f"{TABLE_TITLES[table]} — ours on {ours}, the paper's on {TABLE_DATASETS[table]}"
+    return TABLE_TITLES[table]
+
+
+def _sort_num(value: Any) -> float:
+    v = _num(value)
+    return -math.inf if math.isnan(v) else v
+
+
+def _table_of(df: pd.DataFrame) -> int:
+    table = df.attrs.get("table")
+    if table in (1, 2, 3):
+        return table
+    return 2 if "method" in df.columns else 1
+
+
+def _fmt(value: float, metric: str, signed: bool = False) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    if metric == "au" and not signed and float(value).is_integer():
+        text = f"{int(value)}"
+    elif metric == "au":
+        text = f"{value:+.1f}" if signed else f"{value:.1f}"
+    else:
+        text = f"{value:+.2f}" if signed else f"{value:.2f}"
+    return text.replace("-", _MINUS)
+
+
+def format_cell(mean: float, sd: float, paper: float, delta: float, metric: str) -> str:
+    """One cell of :func:`format_table`: ``mean ± sd (paper p, Δ d)`` (see the module docstring)."""
+    ours = _fmt(mean, metric)
+    if math.isfinite(mean) and math.isfinite(sd):
+        ours += f" ± {_fmt(sd, metric if metric != 'au' else 'sd')}"
+    if not math.isfinite(paper):
+        return ours
+    if not math.isfinite(mean):
+        return f"— (paper {_fmt(paper, metric)})"
+    return f"{ours} (paper {_fmt(paper, metric)}, Δ {_fmt(delta, metric, signed=True)})"
+
+
+def format_table(df: pd.DataFrame) -> str:
+    """A Markdown table (GitHub pipes) of a :func:`build_table` frame, one cell per metric."""
+    from tabulate import tabulate
+
+    table = _table_of(df)
+    metrics = TABLE_METRICS[table]
+    if table == 1:
+        headers = ["Decoder layers", "Seeds"]
+        keys = lambda r: [f"{int(r['decoder_layers'])}"]  # noqa: E731
+    else:
+        headers = ["Method", "α", "β", "Seeds"]
+        keys = lambda r: ["VAE" if r["method"] == "vae" else "VAE-AS",  # noqa: E731
+                          "—" if r["method"] == "vae" else f"{r['alpha']:g}",
+                          "—" if r["method"] == "vae" else f"{r['beta']:g}"]
+    headers += [METRIC_LABELS[m] for m in metrics]
+    body = []
+    for _, r in df.iterrows():
+        cells = [format_cell(r[f"{m}_mean"], r[f"{m}_sd"], r[f"{m}_paper"], r[f"{m}_delta"], m) for m in metrics]
+        body.append([*keys(r), str(int(r["n_seeds"])), *cells])
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def write_table(df: pd.DataFrame, csv_path: str | os.PathLike, md_path: str | os.PathLike) -> None:
+    """The full frame as CSV, and a captioned Markdown rendering (:func:`format_table`)."""
+    table = _table_of(df)
+    with atomic_path(csv_path) as tmp:
+        df.to_csv(tmp, index=False)
+    caption = f"**{table_title(df, table)}.** {CELL_LEGEND}"
+    write_text(md_path, f"{caption}\n\n{format_table(df)}\n")
+
+
+def _sweep(df: pd.DataFrame, fixed: str, vary: str) -> pd.DataFrame:
+    sel = df[(df["method"] == "vaeas") & np.isclose(df[fixed].astype(float), 1.0)]
+    return sel.sort_values(vary)
