@@ -125,3 +125,31 @@ def short_read_url() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- helpers of the data tests (tests/test_data_*.py) -------------------------------------
+
+OFFICIAL_SHA256 = {
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+
+
+def config(root: Path, mirror: str = "", **kw):
+    """A DataConfig rooted in a test folder, with its own lock file."""
+    from vaeas.config import DataConfig
+
+    return DataConfig(root=str(root), mirror=mirror, lock_file=str(root / "checksums.lock.json"), **kw)
+
+
+def files_under(folder: Path) -> list[str]:
+    """Every file name under ``folder`` (hidden temp files included)."""
+    return sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def message(excinfo) -> str:
+    text = str(excinfo.value)
+    assert "\n" not in text
+    return text
