@@ -153,3 +153,14 @@ def message(excinfo) -> str:
     text = str(excinfo.value)
     assert "\n" not in text
     return text
+
+
+def fetched_and_processed(dataset: str, mirror_url: str, tmp_path_factory) -> Path:
+    """A data root with ``dataset`` fetched over HTTP from ``mirror_url`` and processed."""
+    from vaeas import data
+
+    root = tmp_path_factory.mktemp(dataset)
+    cfg = config(root, mirror_url)
+    data.fetch(dataset, cfg, progress=False)
+    data.process(dataset, cfg)
+    return root

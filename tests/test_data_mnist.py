@@ -16,7 +16,7 @@ from vaeas import data
 from vaeas.errors import VaeasError
 from vaeas.io import sha256_file
 
-from conftest import OFFICIAL_SHA256, closed_port_url, config, files_under, message
+from conftest import OFFICIAL_SHA256, closed_port_url, config, fetched_and_processed, files_under, message
 
 
 RECONSTRUCTED_TRAIN_IMAGES = "8e59d4e6322d5e291f26338633ee8015e1369ee4616a784cd934bc27c2948978"
@@ -26,11 +26,7 @@ MNIST_TRAIN_CLASS_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851
 @pytest.fixture(scope="session")
 def mnist_root(mirror_url, tmp_path_factory) -> Path:
     """MNIST fetched over HTTP from the offline mirror and processed once."""
-    root = tmp_path_factory.mktemp("mnist")
-    cfg = config(root, mirror_url)
-    data.fetch("mnist", cfg, progress=False)
-    data.process("mnist", cfg)
-    return root
+    return fetched_and_processed("mnist", mirror_url, tmp_path_factory)
 
 
 # --- MNIST end to end ------------------------------------------------------------------------

@@ -19,17 +19,13 @@ from vaeas.config import DataConfig
 from vaeas.errors import VaeasError
 from vaeas.io import sha256_file
 
-from conftest import config, files_under, message, serve_directory
+from conftest import config, fetched_and_processed, files_under, message, serve_directory
 
 
 @pytest.fixture(scope="session")
 def omniglot_root(mirror_url, tmp_path_factory) -> Path:
     """Omniglot (lake source, npz form) fetched over HTTP and processed once."""
-    root = tmp_path_factory.mktemp("omniglot")
-    cfg = config(root, mirror_url)
-    data.fetch("omniglot", cfg, progress=False)
-    data.process("omniglot", cfg)
-    return root
+    return fetched_and_processed("omniglot", mirror_url, tmp_path_factory)
 
 
 # --- Omniglot --------------------------------------------------------------------------------
