@@ -23,7 +23,7 @@ LAYER = {
     "config": 1, "runtime": 1,
     "data": 2,
     "models": 3, "experiments": 3,
-    "estimators": 4, "metrics": 4,
+    "estimators": 4, "metrics": 4, "passes": 4, "monitoring": 4, "refit": 4,
     "training": 5,
     "evaluation": 6, "pipeline": 6,
     "report": 7,

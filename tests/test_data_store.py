@@ -60,3 +60,26 @@ def test_load_without_processed_file(tmp_path):
     with pytest.raises(VaeasError) as excinfo:
         data.load("digits", str(tmp_path))
     assert message(excinfo) == f"{tmp_path}/processed/digits.npz not found; run 'vaeas process digits' first"
+
+
+def test_train_size_takes_a_fixed_nested_subset_and_leaves_test_alone(tmp_path):
+    from vaeas.config import DataConfig
+
+    data.process("digits", DataConfig(root=str(tmp_path)))
+    full = data.load("digits", DataConfig(root=str(tmp_path)))
+    small = data.load("digits", DataConfig(root=str(tmp_path), train_size=100))
+    smaller = data.load("digits", DataConfig(root=str(tmp_path), train_size=50))
+    assert small.train_x.shape[0] == 100 and torch.equal(small.test_x, full.test_x)
+    rows = {tuple(r.tolist()) for r in small.train_x}
+    assert all(tuple(r.tolist()) in rows for r in smaller.train_x)          # nested
+    assert torch.equal(small.train_x, data.load("digits", DataConfig(root=str(tmp_path), train_size=100)).train_x)
+    assert small.meta["train_subset"] == {"size": 100, "of": 1247, "seed": data.SUBSET_SEED}
+
+
+def test_train_size_larger_than_the_training_split_is_refused(tmp_path):
+    from vaeas.config import DataConfig
+    from vaeas.errors import VaeasError
+
+    data.process("digits", DataConfig(root=str(tmp_path)))
+    with pytest.raises(VaeasError, match=r"data.train_size \(2000\) exceeds the 1247 training images of .*digits.npz"):
+        data.load("digits", DataConfig(root=str(tmp_path), train_size=2000))

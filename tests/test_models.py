@@ -48,3 +48,21 @@ def test_multihead_tuples_are_distinct_when_product_covers_n(n, classes, heads):
     assert spec.labels.shape == (n, heads) and int(spec.labels.max()) < classes
     distinct = len({tuple(r) for r in spec.labels.tolist()})
     assert distinct == min(n, classes ** heads) == spec.effective_count
+
+
+def test_glorot_init_is_keras_default_and_torch_init_is_not():
+    """model.init: glorot = U(±√(6 / (fan_in + fan_out))) weights and zero biases (D22)."""
+    import math
+
+    from vaeas.config import ModelConfig
+    from vaeas.models import VAE
+
+    torch.manual_seed(0)
+    glorot = VAE(784, ModelConfig(init="glorot"))
+    torch.manual_seed(0)
+    default = VAE(784, ModelConfig(init="torch"))
+    for layer in (m for m in glorot.modules() if isinstance(m, torch.nn.Linear)):
+        bound = math.sqrt(6.0 / (layer.in_features + layer.out_features))
+        assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.9 * bound
+        assert torch.count_nonzero(layer.bias) == 0
+    assert any(torch.count_nonzero(m.bias) for m in default.modules() if isinstance(m, torch.nn.Linear))

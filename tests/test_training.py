@@ -285,3 +285,41 @@ def test_train_many_refuses_mixed_groups(digits_root, tmp_path):
         train_many(cfg, [RunSpec("digits", "vae"), RunSpec("digits", "vaeas")], [tmp_path / "a.pt", tmp_path / "b.pt"])
     with pytest.raises(VaeasError, match="one output path per configuration"):
         train_many(cfg, [RunSpec("digits", "vae")], [])
+
+
+def test_extra_classifier_steps_update_omega_only(digits_root, tmp_path):
+    """training.classifier_steps: per VAE update, that many more updates of ω alone. Adam's
+    step counts show it: θ, φ were stepped once per batch, ω (1 + classifier_steps) times."""
+    cfg = small_config(digits_root, epochs=2, classifier_steps=2)
+    out = tmp_path / "m.pt"
+    train(cfg, RunSpec("digits", "vaeas", 1.0, 1.0, 0), out, progress=False, stop_after_epoch=1)
+    ckpt = torch.load(out.with_name("m.pt.ckpt"), weights_only=False)
+    steps = math.ceil(1247 / 128)
+    counts = [int(st["step"]) for _, st in sorted(ckpt["optimizer"]["state"].items())]
+    n_vae = len(VAE(64, cfg.model).vae_parameters())
+    assert counts[:n_vae] == [steps] * n_vae
+    assert counts[n_vae:] and set(counts[n_vae:]) == {3 * steps}
+
+
+def test_monitoring_logs_softmax_beside_monte_carlo_on_the_monitored_epochs(digits_root, tmp_path):
+    cfg = small_config(digits_root, epochs=4, monitor_every=2, monitor_size=300)
+    out = train(cfg, RunSpec("digits", "vaeas", 1.0, 1.0, 0), tmp_path / "m.pt", progress=False)
+    import pandas as pd
+
+    log = pd.read_csv(out.with_name("m.log.csv"))
+    assert log.mon_mi_mc.isna().tolist() == [True, False, True, False]
+    assert (log.mon_size.dropna() == 300).all()
+    monitored = log.dropna(subset=["mon_mi_mc"])
+    # the Monte Carlo MI over S = 300 posteriors lies in [0, log S]; the softmax one in [0, log N]
+    assert ((monitored.mon_mi_mc >= -1e-6) & (monitored.mon_mi_mc <= math.log(300) + 1e-6)).all()
+    assert ((monitored.mon_mi >= -1e-3) & (monitored.mon_mi <= math.log(1247) + 1e-6)).all()
+    # eq. 10 on the monitored pass: MD = KL − log N + SC
+    assert (monitored.mon_md - (monitored.mon_kl - math.log(1247) + monitored.mon_sc)).abs().max() < 1e-3
+
+
+def test_monitoring_does_not_change_the_trained_numbers(digits_root, tmp_path):
+    spec = RunSpec("digits", "vaeas", 1.0, 1.0, 0)
+    plain = train(small_config(digits_root, epochs=2), spec, tmp_path / "a.pt", progress=False)
+    watched = train(small_config(digits_root, epochs=2, monitor_every=1), spec, tmp_path / "b.pt", progress=False)
+    a, b = load_model(plain)[0].state_dict(), load_model(watched)[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -38,6 +38,7 @@ class DataConfig:
     mirror: str = ""
     omniglot_source: str = "lake"
     lock_file: str = "data/checksums.lock.json"
+    train_size: int = 0                 # 0 = the whole training split; else a seeded subset
 
     @property
     def effective_mirror(self) -> str:
@@ -55,6 +56,7 @@ class ModelConfig:
     decoder_layers: int = 5
     classifier_layers: int = 2
     activation: str = "tanh"
+    init: str = "glorot"                # glorot (Keras' default) | torch (nn.Linear's default); D22
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ class TrainingConfig:
     precision: str = "fp32"
     threads: int = 0
     checkpoint_every: int = 1
+    classifier_steps: int = 0           # extra ω updates per VAE update (D23)
+    monitor_every: int = 0              # epochs between Monte Carlo monitor rows (0 = off)
+    monitor_size: int = 0               # posteriors monitored (0 = all N)
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,10 @@ class EvaluationConfig:
     mc_sizes: tuple[int, ...] = (55000, 10000, 5000, 1000, 500, 100)
     mc_repeats: int = 5
     mc_chunk: int = 1024
+    refit_epochs: int = 0               # classifier refit on the frozen posteriors (0 = off)
+    refit_from: str = "fresh"
+    refit_lr: float = 1e-3
+    refit_batch: int = 256
 
 
 @dataclass(frozen=True)

@@ -23,54 +23,14 @@ import time
 import torch
 
 from . import data as data_mod
-from .estimators import (
-    kl_standard_normal,
-    marginal_kl_softmax,
-    mc_estimates_subsets,
-    mutual_information_from_entropy,
-    softmax_cross_entropy,
-    softmax_entropy,
-)
 from .errors import VaeasError
+from .estimators import kl_standard_normal, mc_estimates, mc_estimates_subsets
 from .metrics import active_units, bernoulli_log_likelihood, iw_nll
-from .models import VAE, make_labels
+from .models import VAE, Classifier, init_glorot, make_labels
+from .refit import marginal_kl_gap, refit
+from .passes import BATCH, posteriors, training_set_pass  # noqa: F401  (BATCH re-exported)
 from .runtime import eval_binarized, resolve_device, tune_allocator
 from .training.checkpoint import load_model
-
-BATCH = 1000
-
-
-@torch.no_grad()
-def posteriors(model: VAE, x: torch.Tensor, batch: int = BATCH) -> tuple[torch.Tensor, torch.Tensor]:
-    """(μ, log σ²) of q(z|x) for every row of x."""
-    outs = [model.encode(x[i:i + batch]) for i in range(0, x.shape[0], batch)]
-    return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
-
-
-@torch.no_grad()
-def training_set_pass(model: VAE, x: torch.Tensor, labels: torch.Tensor | None, n_eff: int,
-                      generator: torch.Generator, batch: int = BATCH) -> dict:
-    """NLL_train, KL_train and (with a classifier) MI, MD, SC from one z per training sample."""
-    n = x.shape[0]
-    recon, kl, entropy, sc = [], [], [], []
-    for i in range(0, n, batch):
-        xb = x[i:i + batch]
-        mu, logvar = model.encode(xb)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator, device=mu.device)
-        recon.append(-bernoulli_log_likelihood(model.decode(z), xb))
-        kl.append(kl_standard_normal(mu, logvar))
-        if model.classifier is not None:
-            logits = model.classify(z)
-            entropy.append(softmax_entropy(logits))
-            sc.append(softmax_cross_entropy(logits, labels[i:i + batch]))
-    kl_all = torch.cat(kl)
-    out = {"nll_train": torch.cat(recon).mean().item(), "kl_train": kl_all.mean().item()}
-    if model.classifier is not None:
-        sc_all, h_all = torch.cat(sc), torch.cat(entropy)
-        out["mi"] = mutual_information_from_entropy(h_all.mean().item(), n_eff)        # eqs. 5, 9
-        out["md"] = marginal_kl_softmax(kl_all, sc_all, n_eff).item()
-        out["sc"] = sc_all.mean().item()
-    return out
 
 
 #: Rows (examples × importance samples) of one decoder pass of the IW-NLL: 65,536 rows of 500
@@ -103,7 +63,7 @@ def evaluate(model: VAE, meta: dict, data_root: str | None = None, progress: boo
     ev = cfg.evaluation
     device = next(model.parameters()).device
     tune_allocator()
-    dataset = data_mod.load(spec.dataset, data_root or cfg.data.root)
+    dataset = data_mod.load(spec.dataset, data_mod.rooted(cfg.data, data_root))
     t0 = time.perf_counter()
     train_x = eval_binarized(dataset.train_x, ev.binarize_seed).to(device)
     test_x = eval_binarized(dataset.test_x, ev.binarize_seed + 1).to(device)
@@ -114,12 +74,15 @@ def evaluate(model: VAE, meta: dict, data_root: str | None = None, progress: boo
         labels, n_eff = label_spec.labels.to(device), label_spec.effective_count
     generator = torch.Generator(device=device).manual_seed(ev.binarize_seed + 2)
     row = training_set_pass(model, train_x, labels, n_eff, generator)
+    row.update(classifier_check(model, cfg, train_x, labels, n_eff))
 
     mu_test, logvar_test = posteriors(model, test_x)
     row["kl_test"] = kl_standard_normal(mu_test, logvar_test).mean().item()
     row["au"] = int(active_units(mu_test, ev.au_threshold))
     iw_x = test_x if ev.iw_max_examples == 0 else test_x[:ev.iw_max_examples]
     row["nll_test"] = iw_nll_dataset(model, iw_x, ev.iw_samples, ev.iw_chunk, generator, progress).mean().item()
+    if "md" in row and n_eff != n_train:
+        row["md_log_n"] = row["md"] - marginal_kl_gap(n_train, n_eff)
     row.update({
         "dataset": spec.dataset, "objective": spec.objective, "alpha": spec.alpha, "beta": spec.beta,
         "seed": spec.seed, "n_train": n_train, "n_test": test_x.shape[0], "n_iw": iw_x.shape[0],
@@ -129,13 +92,44 @@ def evaluate(model: VAE, meta: dict, data_root: str | None = None, progress: boo
     return row
 
 
+def classifier_check(model: VAE, cfg, train_x: torch.Tensor, labels: torch.Tensor | None,
+                     n_eff: int) -> dict:
+    """Beside the training-time softmax estimates: the Monte Carlo MI / MD over all N training
+    posteriors (S = N, one z each) — the ground truth they estimate — and, when
+    ``evaluation.refit_epochs`` > 0, the estimates of a classifier refit on the frozen final
+    posteriors (:mod:`vaeas.refit`). With shared labels (N_eff < N), ``md_log_n`` is eq. 10 with
+    log N in place of log N_eff (docs/decisions.md D5). Empty for the plain VAE."""
+    if model.classifier is None:
+        return {}
+    ev = cfg.evaluation
+    mu, logvar = posteriors(model, train_x)
+    mc = mc_estimates(mu, logvar, torch.Generator(device=train_x.device).manual_seed(ev.binarize_seed + 5),
+                      chunk=ev.mc_chunk)
+    n = train_x.shape[0]
+    out = {"mi_mc": mc["mi"], "md_mc": mc["md"]}
+    if not ev.refit_epochs:
+        return out
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(ev.binarize_seed + 6)
+        fresh = Classifier(cfg.model, model.classifier.classes, model.classifier.heads)
+        if cfg.model.init == "glorot":
+            init_glorot(fresh)
+    res = refit(model.classifier, fresh, mu, logvar, labels, n_eff, from_trained=ev.refit_from == "trained",
+                max_epochs=ev.refit_epochs, lr=ev.refit_lr, batch=ev.refit_batch, seed=ev.binarize_seed + 7)
+    out.update({"refit_mi": res.mi, "refit_md": res.md, "refit_sc": res.sc,
+                "refit_epochs": res.epochs, "refit_converged": res.converged})
+    if n_eff != n:
+        out["refit_md_log_n"] = res.md - marginal_kl_gap(n, n_eff)
+    return out
+
+
 def monte_carlo(model: VAE, meta: dict, data_root: str | None = None) -> list[dict]:
     """Figure 2's Monte Carlo MI and MD on the training set for every S of ``mc_sizes``."""
     cfg, spec = meta["cfg"], meta["spec"]
     ev = cfg.evaluation
     device = next(model.parameters()).device
     tune_allocator()
-    dataset = data_mod.load(spec.dataset, data_root or cfg.data.root)
+    dataset = data_mod.load(spec.dataset, data_mod.rooted(cfg.data, data_root))
     train_x = eval_binarized(dataset.train_x, ev.binarize_seed).to(device)
     n = train_x.shape[0]
     too_big = [s for s in ev.mc_sizes if s > n]

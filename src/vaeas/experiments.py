@@ -149,6 +149,10 @@ def check_fits_dataset(cfg: Config, dataset: str, monte_carlo: bool = False, sou
     n = TRAIN_SIZES.get(dataset)
     if n is None:
         return
+    if cfg.data.train_size:
+        if cfg.data.train_size > n:
+            raise VaeasError(f"{source}: data.train_size ({cfg.data.train_size}) exceeds the {n} training images of '{dataset}'")
+        n = cfg.data.train_size
     lab = cfg.labels
     if lab.scheme != "full" and lab.classes >= n:
         raise VaeasError(f"{source}: labels.classes ({lab.classes}) must be < the {n} training samples of '{dataset}' for scheme '{lab.scheme}'")

@@ -42,7 +42,7 @@ from .download import (  # noqa: F401
 )
 from .store import (  # noqa: F401
     ARRAY_KEYS, ZIP_DATE, BINARIZATION_NOTE, write_canonical_npz, arrays_sha256,
-    write_processed, read_processed, summary, Dataset, load,
+    write_processed, read_processed, summary, Dataset, load, SUBSET_SEED, train_subset, rooted,
 )
 from .mnist import (  # noqa: F401
     MNIST_TRAIN, read_idx, process_mnist,

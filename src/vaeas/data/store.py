@@ -9,6 +9,7 @@ import json
 import os
 import zipfile
 import zlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
@@ -164,9 +165,34 @@ def load(dataset: str, cfg: DataConfig | str | os.PathLike) -> Dataset:
     arrays, meta = read_processed(path, dataset)
     image_shape = tuple(int(s) for s in arrays["train_x"].shape[1:])
     pixels = int(np.prod(image_shape))
+    size = cfg.train_size if isinstance(cfg, DataConfig) else 0
+    if size:
+        arrays, meta = train_subset(arrays, meta, size, path)
     tensors = {}
     for key, value in arrays.items():
         if key.endswith("_x"):
             value = value.reshape(len(value), pixels)   # explicit size: a split may be empty
         tensors[key] = torch.from_numpy(value)
     return Dataset(name=dataset, image_shape=image_shape, meta=meta, **tensors)
+
+
+#: Seed of the ``data.train_size`` subset: fixed, so every run, evaluation and figure of every
+#: profile that asks for n images gets the same n (the first n of one fixed permutation).
+SUBSET_SEED = 12345
+
+
+def rooted(cfg: DataConfig, root: str | os.PathLike | None) -> DataConfig:
+    """``cfg`` with its data root replaced by ``root`` (when given): a command's ``--data-root``
+    keeps every other data setting, the training subset included."""
+    return cfg if not root else dataclasses.replace(cfg, root=str(root))
+
+
+def train_subset(arrays: dict, meta: dict, size: int, path: Path) -> tuple[dict, dict]:
+    """The training split cut to ``size`` images: the first ``size`` of a permutation seeded by
+    :data:`SUBSET_SEED`, kept in their original order (so subsets are nested: n < m ⊂)."""
+    n = len(arrays["train_x"])
+    if size > n:
+        raise VaeasError(f"data.train_size ({size}) exceeds the {n} training images of {path}")
+    keep = np.sort(np.random.default_rng(SUBSET_SEED).permutation(n)[:size])
+    arrays = {**arrays, "train_x": arrays["train_x"][keep], "train_y": arrays["train_y"][keep]}
+    return arrays, {**meta, "train_subset": {"size": size, "of": n, "seed": SUBSET_SEED}}

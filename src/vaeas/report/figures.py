@@ -205,7 +205,7 @@ def figure_reconstructions(entries, path: str | os.PathLike, n: int = 64, data_r
     if data is None:
         from .. import data as data_mod
 
-        data = data_mod.load(dataset, data_root or meta_lo["cfg"].data.root)
+        data = data_mod.load(dataset, data_mod.rooted(meta_lo["cfg"].data, data_root))
     shape = meta_lo["image_shape"]
     seed = meta_lo["cfg"].evaluation.binarize_seed
     test = eval_binarized(data.test_x, seed + 1)[:n]

@@ -22,6 +22,7 @@ from ..config import Config, build_config
 from ..errors import VaeasError
 from ..io import atomic_path, payload_sha256
 from ..models import VAE
+from ..monitoring import MONITOR_COLUMNS
 from .objective import LOG_COLUMNS, RunSpec
 
 MODEL_FORMAT = "vaeas-model-v1"
@@ -31,7 +32,8 @@ CHECKPOINT_FORMAT = "vaeas-checkpoint-v1"
 def run_fingerprint(cfg: Config, spec: RunSpec) -> str:
     """Hash of everything that determines the trained numbers (not device or thread settings)."""
     payload = {"spec": dataclasses.asdict(spec), "model": dataclasses.asdict(cfg.model),
-               "labels": dataclasses.asdict(cfg.labels), "data": cfg.data.omniglot_source,
+               "labels": dataclasses.asdict(cfg.labels),
+               "data": {"omniglot_source": cfg.data.omniglot_source, "train_size": cfg.data.train_size},
                "training": {k: v for k, v in dataclasses.asdict(cfg.training).items()
                             if k not in ("device", "threads", "checkpoint_every")}}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
@@ -70,11 +72,15 @@ def load_checkpoint(path: Path, fingerprint: str) -> dict | None:
 
 
 def write_log_csv(history: list[dict], path: Path) -> None:
+    """The per-epoch log; with training-time monitoring on, the ``mon_*`` columns follow (empty
+    on the epochs that were not monitored)."""
+    monitored = any(MONITOR_COLUMNS[0] in row for row in history)
+    columns = LOG_COLUMNS + (MONITOR_COLUMNS if monitored else ())
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=LOG_COLUMNS)
+        writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         for row in history:
-            writer.writerow({k: row[k] for k in LOG_COLUMNS})
+            writer.writerow({k: row.get(k, "") for k in columns})
 
 
 def unstack_optimizer_state(state: dict, k: int) -> dict:

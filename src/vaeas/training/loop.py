@@ -26,7 +26,8 @@ from .. import data
 from ..config import Config
 from ..errors import VaeasError
 from ..models import VAE, LabelSpec, StackedVAE, make_labels
-from ..runtime import autocast_context, binarize, resolve_device, tune_allocator
+from ..monitoring import monitor_row, monitor_subset
+from ..runtime import autocast_context, binarize, eval_binarized, resolve_device, tune_allocator
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     MODEL_FORMAT,
@@ -37,7 +38,7 @@ from .checkpoint import (
     unstack_optimizer_state,
     write_log_csv,
 )
-from .objective import LOGGED, RunSpec, StackedSpec, backward, loss_terms
+from .objective import LOGGED, RunSpec, StackedSpec, backward, loss_terms, standard_normal
 
 
 def build_model(cfg: Config, spec: RunSpec, data_dim: int, label_spec: LabelSpec | None) -> VAE:
@@ -162,6 +163,8 @@ def _fit(cfg: Config, specs: list[RunSpec], outs: list[str | Path], progress: bo
     last_epoch = cfg.training.epochs if stop_after_epoch is None else min(stop_after_epoch, cfg.training.epochs)
     step_weights = torch.tensor([min(batch, n_train - s * batch) / n_train for s in range(steps)],
                                 device=device, dtype=torch.float64)
+    monitor = _monitor(cfg, dataset, label_spec, device) if cfg.training.monitor_every else None
+    _unstacked = lambda m, k, spec: _one_model(cfg, spec, data_dim, label_spec, m.state_dict_of(k), device)
     whose = (lambda k: f" of {_describe(specs[k])}") if stacked else (lambda k: "")
     kept = "the last good checkpoints are kept" if stacked else f"the last good checkpoint {ckpt_paths[0]} is kept"
 
@@ -188,6 +191,8 @@ def _fit(cfg: Config, specs: list[RunSpec], outs: list[str | Path], progress: bo
             optimizer.zero_grad(set_to_none=True)
             backward(terms, params_vae, params_cls)
             optimizer.step()
+            for _ in range(cfg.training.classifier_steps if params_cls else 0):
+                classifier_step(model, x, y, noise, optimizer, params_cls)
             logged[step] = torch.stack([getattr(terms, k).detach().double() for k in LOGGED], -1)  # no host sync
         # The one host sync of the epoch (docs/performance.md): a non-finite loss stops the run,
         # naming the first step where it appeared; the checkpoint of the last good epoch is kept.
@@ -202,6 +207,9 @@ def _fit(cfg: Config, specs: list[RunSpec], outs: list[str | Path], progress: bo
             raise VaeasError(f"non-finite parameters{whose(finite.index(False))} after epoch {epoch + 1}, step {steps} (its last); {kept}")
         for k in range(k_runs):
             histories[k].append({"epoch": epoch + 1, **dict(zip(LOGGED, means[k])), "seconds": seconds})
+        if monitor is not None and (epoch + 1) % cfg.training.monitor_every == 0:
+            for k in range(k_runs):
+                histories[k][-1].update(monitor(model if not stacked else _unstacked(model, k, specs[k])))
         bar.set_postfix(loss=" ".join(f"{h[-1]['loss']:.2f}" for h in histories),
                         **({} if stacked else {"kl": f"{histories[0][-1]['kl']:.2f}"}))
         if (epoch + 1) % cfg.training.checkpoint_every == 0 or epoch + 1 == last_epoch:
@@ -221,6 +229,39 @@ def _fit(cfg: Config, specs: list[RunSpec], outs: list[str | Path], progress: bo
                      "model": {n: v.cpu() for n, v in state_of(k).items()}, "history": histories[k]}, outs[k])
         ckpt_paths[k].unlink(missing_ok=True)
     return outs
+
+
+def classifier_step(model, x: torch.Tensor, y: torch.Tensor, noise, optimizer: torch.optim.Adam,
+                    params_cls: list) -> None:
+    """One extra update of ω alone (eq. 8) on fresh z ~ q(z|x) of the batch, the encoder held
+    fixed (``training.classifier_steps``, D23): lets s_ω track a moving encoder. θ, φ get no
+    gradient, so Adam leaves them, and their moments, untouched."""
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+        z = mu + torch.exp(0.5 * logvar) * standard_normal(mu, noise)
+    sc = model.classifier.routed_statistics(z, y)[2]
+    optimizer.zero_grad(set_to_none=True)
+    torch.autograd.backward(sc.sum(), inputs=params_cls)
+    optimizer.step()
+
+
+def _monitor(cfg: Config, dataset, label_spec: LabelSpec | None, device: torch.device):
+    """The per-epoch monitor of ``training.monitor_every`` (vaeas.monitoring): a function of a
+    model returning its ``mon_*`` columns, on a fixed seeded, evaluation-binarized subset."""
+    seed = cfg.evaluation.binarize_seed + 4
+    idx = monitor_subset(dataset.train_x.shape[0], cfg.training.monitor_size, seed)
+    x = eval_binarized(dataset.train_x[idx], cfg.evaluation.binarize_seed).to(device)
+    labels = None if label_spec is None else label_spec.labels[idx].to(device)
+    n_eff = dataset.train_x.shape[0] if label_spec is None else label_spec.effective_count
+    return lambda model: monitor_row(model, x, labels, n_eff, seed, cfg.evaluation.mc_chunk)
+
+
+def _one_model(cfg: Config, spec: RunSpec, data_dim: int, label_spec, state: dict, device) -> VAE:
+    """Run k of a stack as a plain VAE (for monitoring), without touching the global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        one = build_model(cfg, spec, data_dim, label_spec)
+    one.load_state_dict(state)
+    return one.to(device)
 
 
 def _describe(spec: RunSpec) -> str:

@@ -1,0 +1,49 @@
+"""Batched forward passes of a model over a data set, shared by evaluation and by training-time
+monitoring: the posteriors (μ, log σ²) and the training-set pass (NLL_train, KL_train and the
+softmax MI, MD, SC from one z per sample). The formulas are :mod:`vaeas.estimators`' and
+:mod:`vaeas.metrics`', called, not re-typed.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .estimators import (kl_standard_normal, marginal_kl_softmax, mutual_information_from_entropy,
+                         softmax_cross_entropy, softmax_entropy)
+from .metrics import bernoulli_log_likelihood
+from .models import VAE
+
+BATCH = 1000
+
+
+@torch.no_grad()
+def posteriors(model: VAE, x: torch.Tensor, batch: int = BATCH) -> tuple[torch.Tensor, torch.Tensor]:
+    """(μ, log σ²) of q(z|x) for every row of x."""
+    outs = [model.encode(x[i:i + batch]) for i in range(0, x.shape[0], batch)]
+    return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
+
+@torch.no_grad()
+def training_set_pass(model: VAE, x: torch.Tensor, labels: torch.Tensor | None, n_eff: int,
+                      generator: torch.Generator, batch: int = BATCH) -> dict:
+    """NLL_train, KL_train and (with a classifier) MI, MD, SC from one z per training sample."""
+    n = x.shape[0]
+    recon, kl, entropy, sc = [], [], [], []
+    for i in range(0, n, batch):
+        xb = x[i:i + batch]
+        mu, logvar = model.encode(xb)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator, device=mu.device)
+        recon.append(-bernoulli_log_likelihood(model.decode(z), xb))
+        kl.append(kl_standard_normal(mu, logvar))
+        if model.classifier is not None:
+            logits = model.classify(z)
+            entropy.append(softmax_entropy(logits))
+            sc.append(softmax_cross_entropy(logits, labels[i:i + batch]))
+    kl_all = torch.cat(kl)
+    out = {"nll_train": torch.cat(recon).mean().item(), "kl_train": kl_all.mean().item()}
+    if model.classifier is not None:
+        sc_all, h_all = torch.cat(sc), torch.cat(entropy)
+        out["mi"] = mutual_information_from_entropy(h_all.mean().item(), n_eff)        # eqs. 5, 9
+        out["md"] = marginal_kl_softmax(kl_all, sc_all, n_eff).item()
+        out["sc"] = sc_all.mean().item()
+    return out
