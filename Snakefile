@@ -16,7 +16,7 @@ from vaeas.config import read_params
 from vaeas.errors import VaeasError
 
 try:
-    read_params("params.yaml")
+    PARAMS_RAW = read_params("params.yaml")
 except VaeasError as exc:
     sys.exit(f"vaeas: error: {exc}")
 

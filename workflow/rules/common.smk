@@ -3,23 +3,47 @@
 import os
 import sys
 
-from snakemake.utils import validate
-
 from vaeas import experiments as EXPS
 from vaeas import pipeline as PIPE
-from vaeas.config import schema_path
-from vaeas.experiments import load_config
+from vaeas.config import profile_config
 from vaeas.errors import VaeasError
 
 PARAMS = "params.yaml"
-# Values given with --config arrive as strings; only `profile` is meant to be set that way.
-PROFILE = str(config.get("profile", ""))
+
+
+def _dotted(key, value):
+    """`key` extended down to the first leaf of `value` ('training' -> 'training.epochs')."""
+    while isinstance(value, dict) and value:
+        sub = next(iter(value))
+        key, value = f"{key}.{sub}", value[sub]
+    return key
+
+
+def _profile_from_command_line(given, params_raw):
+    """The profile in force; a one-line error naming the key for anything else on the command line.
+
+    The workflow reads every value from params.yaml (PARAMS_RAW, parsed and schema-validated by
+    the Snakefile); Snakemake's `config` would silently take --config keys that nothing reads, so
+    only `profile` is accepted there, and an empty `profile=` (Snakemake makes it None) is refused."""
+    for key in sorted(given, key=str):
+        if key != "profile":
+            raise VaeasError(f"--config {_dotted(key, given[key])}: only 'profile' can be set with --config or "
+                             f"--configfile; every other value comes from {PARAMS} (edit it, or add a profile under 'profiles')")
+    if "profile" not in given:
+        return str(params_raw.get("profile", "") or "")
+    if given["profile"] is None or given["profile"] == "":
+        defined = ", ".join(sorted(params_raw.get("profiles", {}) or {})) or "none"
+        raise VaeasError(f"--config profile: empty value; name a profile (defined: {defined})")
+    return str(given["profile"])
+
+
 try:
-    CFG = load_config(PARAMS, profile=PROFILE)
+    # What the command line gave (--config and --configfile), before Snakemake merged it into `config`.
+    PROFILE = _profile_from_command_line(dict(workflow.config_settings.overwrite_config), PARAMS_RAW)
+    CFG = profile_config(PARAMS_RAW, profile=PROFILE, source=PARAMS)
     EXPS.validate(CFG)
 except VaeasError as exc:
     sys.exit(f"vaeas: error: {exc}")
-validate({k: v for k, v in config.items() if k != "profile"}, schema=str(schema_path()))
 
 SEEDS = EXPS.seeds(CFG)
 RUNS = {(r.experiment, r.name): r for r in EXPS.runs(CFG)}
