@@ -113,3 +113,13 @@ def test_present_file_with_wrong_hash_is_replaced(mirror_url, tmp_path, capsys):
     data.fetch("mnist", config(tmp_path, mirror_url), progress=False)
     assert sha256_file(raw / "t10k-labels-idx1-ubyte.gz") == OFFICIAL_SHA256["t10k-labels-idx1-ubyte.gz"]
     assert "failed verification" in capsys.readouterr().err
+
+
+def test_mirror_skip_reason_says_how_to_point_at_the_data(tmp_path, monkeypatch):
+    import conftest
+
+    monkeypatch.setenv("VAEAS_SHARED_DATA", str(tmp_path / "none"))
+    assert conftest.shared_data_dir() == tmp_path / "none"
+    assert conftest.mirror_skip_reason(conftest.shared_data_dir()) == (
+        f"offline data mirror not found at {tmp_path / 'none'} (no mnist/ in it); to run this test, set "
+        "VAEAS_SHARED_DATA=/path/to/shared/data, the folder holding mnist/ and omniglot/")
