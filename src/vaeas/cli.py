@@ -117,6 +117,7 @@ def cmd_dvc_yaml(args) -> None:
 
     cfg = _config(args)
     experiments.validate(cfg)
+    experiments.require_runs(cfg, args.params)
     text = dvc_yaml(cfg, load_raw(args.params))
     if args.check:
         current = open(args.out).read() if os.path.exists(args.out) else ""
@@ -134,6 +135,7 @@ def cmd_check(args) -> None:
     # Every profile is checked, not only the one in force: a profile's error is found now.
     cfg = check_params(args.params, profile=args.profile, overrides=args.overrides)
     experiments.validate(cfg)
+    experiments.require_runs(cfg, args.params)
     print(f"vaeas: {args.params} is valid (profile '{cfg.profile}', {len(experiments.runs(cfg))} runs x {len(experiments.seeds(cfg))} seeds)")
 
 
