@@ -2,7 +2,8 @@
 
 Each subcommand validates its input (params.yaml, paths, values) before any compute starts and
 writes its one output file atomically. Input errors are printed as a single line
-``vaeas: error: <message>`` with exit status 2.
+``vaeas: error: <message>`` with exit status 2; a failure of the machine (a full disk, a folder
+that cannot be written) as one such line naming the path, with exit status 1.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import sys
 
 from . import __version__
-from .errors import VaeasError
+from .errors import VaeasError, describe_os_error
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -220,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     except VaeasError as exc:
         print(f"vaeas: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"vaeas: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("vaeas: interrupted", file=sys.stderr)
         return 130
