@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from . import __version__
+from . import __version__, package_versions
 from .errors import VaeasError, describe_os_error
 
 
@@ -148,9 +148,31 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def version_text() -> str:
+    """``vaeas --version``: this package, Python, and the key packages as installed."""
+    import platform
+
+    versions = package_versions()
+    lines = [f"vaeas {__version__}", f"  python {platform.python_version()}"]
+    lines += [f"  {name} {version or '(not installed)'}" for name, version in versions.items() if name != "vaeas"]
+    return "\n".join(lines)
+
+
+class _VersionAction(argparse.Action):
+    """argparse's own version action reflows its text into one paragraph: print it as is."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vaeas", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", action="version", version=f"vaeas {__version__}")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print the version of vaeas and of the key packages (torch, snakemake, ...) and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("fetch", help="download and sha256-verify a data set's raw files")

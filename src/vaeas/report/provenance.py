@@ -9,11 +9,11 @@ import platform
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
+from .. import package_versions
 from ..io import sha256_file, write_text
 from .tables import CELL_LEGEND, _num
 
@@ -76,12 +76,7 @@ def provenance(params_path: str | os.PathLike, stage_times: Mapping[str, float],
 
         raw = yaml.safe_load(params_path.read_text()) or {}
         profile = raw.get("profile") if isinstance(raw, dict) else None
-    packages = {}
-    for name in ("vaeas", "torch", "torchvision", "numpy", "pandas", "seaborn", "matplotlib", "snakemake", "dvc"):
-        try:
-            packages[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            packages[name] = None
+    packages = package_versions()
     cuda = None
     try:
         import torch
