@@ -242,6 +242,40 @@ def synthetic_mc(rng, sizes=(1000, 500, 100, 20), repeats=5, true_mi=6.0, true_m
     return pd.DataFrame(rows)
 
 
+def test_figure2_legends_lie_outside_the_axes(tmp_path, monkeypatch):
+    """The legends covered the log N line and the softmax lines (issue 12): each now lies wholly
+    outside its axes' data region, in the saved figure, and still names every line."""
+    import vaeas.report.figures as F
+
+    real_save, seen = F._save, []
+
+    def save_and_measure(fig, path, dpi=120):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        figure_box = fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans)   # inches -> pixels
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            seen.append((ax.get_window_extent(renderer), legend.get_window_extent(renderer),
+                         [t.get_text() for t in legend.get_texts()], figure_box))
+        real_save(fig, path, dpi)
+
+    monkeypatch.setattr(F, "_save", save_and_measure)
+    rng = np.random.default_rng(0)
+    soft = [{"dataset": "digits", "alpha": 1.0, "beta": 1.0, "seed": 0, "mi": 5.95, "md": 3.05, "label_count": 1247,
+             "log_n": math.log(1247)},
+            {"dataset": "digits", "alpha": 1.0, "beta": 1.0, "seed": 0, "mi": 4.5, "md": 3.3, "label_count": 100,
+             "log_n": math.log(1247)}]
+    R.figure_mc_vs_softmax([synthetic_mc(rng), synthetic_mc(rng, true_mi=5.0)], soft, tmp_path / "fig2.png")
+    assert len(seen) == 2
+    for axes_box, legend_box, texts, figure_box in seen:
+        assert not axes_box.overlaps(legend_box), (axes_box, legend_box)
+        assert legend_box.y1 < axes_box.y0                               # below the data region
+        assert figure_box.contains(legend_box.x0, legend_box.y0)         # and inside the saved image
+        assert sum(t.startswith("softmax estimate, VAE-AS") for t in texts) == 2
+    assert any(t.startswith("log N = 7.13") for t in seen[0][2])
+    assert_png(tmp_path / "fig2.png")
+
+
 def test_figure2_claims():
     rng = np.random.default_rng(0)
     frames = [synthetic_mc(rng), synthetic_mc(rng, alpha=2.0)]
