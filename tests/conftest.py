@@ -69,8 +69,14 @@ def shared_data() -> Path:
     """Path of the offline data mirror, or skip."""
     path = shared_data_dir()
     if not (path / "mnist").is_dir():
-        pytest.skip("offline data mirror ../shared/data not found")
+        pytest.skip(mirror_skip_reason(path))
     return path
+
+
+def mirror_skip_reason(path: Path) -> str:
+    """Why a test that needs the offline mirror was skipped, and how to run it instead."""
+    return (f"offline data mirror not found at {path} (no mnist/ in it); to run this test, set "
+            f"VAEAS_SHARED_DATA=/path/to/shared/data, the folder holding mnist/ and omniglot/")
 
 
 @pytest.fixture(scope="session")

@@ -86,3 +86,26 @@ def test_train_then_evaluate_reports_every_table2_column(capsys, tmp_path):
     assert 0 <= row["mi"] <= math.log(1247) + 1e-9
     assert row["nll_test"] > 0 and row["kl_test"] >= 0 and 0 <= row["au"] <= 40
     assert (row["alpha"], row["beta"], row["n_train"]) == (0.5, 2.0, 1247)
+
+
+def test_version_lists_the_key_packages_as_installed(capsys):
+    """`vaeas --version` and REPORT.md's provenance name the same packages, each as installed."""
+    import platform
+    from importlib import metadata
+
+    import vaeas
+    from vaeas.report.provenance import format_provenance, provenance
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    wanted = ("torch", "torchvision", "snakemake", "dvc", "pandas", "seaborn", "numpy", "tabulate")
+    assert set(wanted) <= set(vaeas.KEY_PACKAGES)
+    assert out.splitlines() == [f"vaeas {vaeas.__version__}", f"  python {platform.python_version()}",
+                                *(f"  {name} {metadata.version(name)}" for name in vaeas.KEY_PACKAGES)]
+    prov = provenance(REPO / "params.yaml", {})
+    assert prov["packages"] == {"vaeas": metadata.version("vaeas"), **{n: metadata.version(n) for n in vaeas.KEY_PACKAGES}}
+    text = format_provenance(prov)
+    cells = {tuple(c.strip() for c in line.strip("|").split("|")) for line in text.splitlines() if line.startswith("| package ")}
+    assert cells == {(f"package {name}", metadata.version(name)) for name in ("vaeas", *vaeas.KEY_PACKAGES)}

@@ -51,8 +51,9 @@ def test_corrupted_mirror_file_is_refused_and_not_kept(corrupt_mirror, tmp_path)
     assert message(excinfo) == (
         "checksum mismatch for train-labels-idx1-ubyte.gz: expected sha256 "
         f"3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c, got {actual}; the file was not kept")
-    # The file before it verified and stays; nothing of the bad one (not even a temp file) does.
-    assert files_under(tmp_path / "raw") == ["train-images-idx3-ubyte.gz"]
+    # The folder was this fetch's: it goes, with the file that verified before the bad one, so
+    # no partial raw/mnist/ is left for Snakemake or DVC to take as a finished fetch.
+    assert not (tmp_path / "raw").exists()
 
 
 def test_truncated_mirror_file_is_refused_and_not_kept(corrupt_mirror, shared_data, tmp_path):
@@ -67,7 +68,8 @@ def test_truncated_mirror_file_is_refused_and_not_kept(corrupt_mirror, shared_da
     assert message(excinfo) == (
         "checksum mismatch for t10k-labels-idx1-ubyte.gz: expected sha256 "
         f"f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6, got {actual}; the file was not kept")
-    assert "t10k-labels-idx1-ubyte.gz" not in " ".join(files_under(raw))
+    # The folder was there before: the files verified before this fetch stay, the bad one does not.
+    assert files_under(raw) == ["t10k-images-idx3-ubyte.gz", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
 
 
 def test_download_cut_short_is_reported(short_read_url, tmp_path):
@@ -85,7 +87,48 @@ def test_unreachable_host_names_the_url(tmp_path):
     text = message(excinfo)
     assert text.startswith(f"cannot download train-images-idx3-ubyte.gz from {url}/mnist/train-images-idx3-ubyte.gz: ")
     assert "refused" in text.lower()
-    assert files_under(tmp_path / "raw") == []
+    assert not (tmp_path / "raw").exists()
+
+
+MIRROR_HINT = ("; without internet, point data.mirror (params.yaml) or VAEAS_DATA_MIRROR at a copy laid out as "
+               "<mirror>/mnist/*.gz, <mirror>/omniglot/* (e.g. VAEAS_DATA_MIRROR=../shared/data)")
+
+
+@pytest.mark.parametrize("left_before", [False, True])
+def test_offline_fetch_names_the_mirror_option_and_leaves_no_folder(tmp_path, monkeypatch, left_before):
+    """Offline, the official hosts are unreachable (here: a closed port on 127.0.0.1). The error
+    says how to use the offline copy, and no raw/mnist/ is left, not even an empty one that an
+    older failed fetch left behind: Snakemake took that for a finished fetch."""
+    url = closed_port_url()
+    monkeypatch.setattr(data.catalog, "mnist_hosts", lambda: (url + "/",))
+    raw = tmp_path / "raw" / "mnist"
+    if left_before:
+        raw.mkdir(parents=True)
+    with pytest.raises(VaeasError) as excinfo:
+        data.fetch("mnist", config(tmp_path), progress=False)
+    text = message(excinfo)
+    assert text.startswith(f"cannot download train-images-idx3-ubyte.gz from {url}/train-images-idx3-ubyte.gz: ")
+    assert "Connection refused" in text and text.endswith(MIRROR_HINT)
+    assert not raw.exists()
+    assert (tmp_path / "raw").exists() == left_before     # a parent that was there is left alone
+
+
+def test_burda_omniglot_missing_from_the_mirror_suggests_the_lake_source(tmp_path, capsys):
+    mirror = tmp_path / "mirror"
+    (mirror / "omniglot").mkdir(parents=True)
+    (mirror / "omniglot" / "images_background.npz").write_bytes(b"not read")
+    root = tmp_path / "data"
+    params = tmp_path / "params.yaml"
+    params.write_text(f"data: {{root: '{root}', mirror: '{mirror}', omniglot_source: burda, "
+                      f"lock_file: '{root}/checksums.lock.json'}}\n")
+    from vaeas.cli import main
+
+    assert main(["fetch", "omniglot", "--params", str(params)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"vaeas: error: cannot copy chardata.mat from {mirror / 'omniglot' / 'chardata.mat'}: no such file; "
+                   "the mirror has no chardata.mat (the offline copy holds the official images_background and "
+                   "images_evaluation): set data.omniglot_source: lake, or pass --set data.omniglot_source=lake\n")
+    assert not root.exists()
 
 
 def test_all_hosts_are_tried_and_reported(tmp_path):
@@ -113,3 +156,13 @@ def test_present_file_with_wrong_hash_is_replaced(mirror_url, tmp_path, capsys):
     data.fetch("mnist", config(tmp_path, mirror_url), progress=False)
     assert sha256_file(raw / "t10k-labels-idx1-ubyte.gz") == OFFICIAL_SHA256["t10k-labels-idx1-ubyte.gz"]
     assert "failed verification" in capsys.readouterr().err
+
+
+def test_mirror_skip_reason_says_how_to_point_at_the_data(tmp_path, monkeypatch):
+    import conftest
+
+    monkeypatch.setenv("VAEAS_SHARED_DATA", str(tmp_path / "none"))
+    assert conftest.shared_data_dir() == tmp_path / "none"
+    assert conftest.mirror_skip_reason(conftest.shared_data_dir()) == (
+        f"offline data mirror not found at {tmp_path / 'none'} (no mnist/ in it); to run this test, set "
+        "VAEAS_SHARED_DATA=/path/to/shared/data, the folder holding mnist/ and omniglot/")

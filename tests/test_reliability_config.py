@@ -542,3 +542,43 @@ def test_snakemake_start_up_names_the_line_of_invalid_yaml(tmp_path):
     assert res.returncode != 0
     lines = [line for line in output.splitlines() if line.strip()]
     assert lines == ["vaeas: error: params.yaml: not valid YAML at line 4"], output
+
+
+# --------------------------------------------------------------------------------------------
+# Files that used to pass silently (issue 12)
+
+@pytest.mark.parametrize("command", ["check", "dvc-yaml"])
+@pytest.mark.parametrize("text,message", [
+    ("", "{path}: is empty (expected the sections data, model, labels, training, evaluation, experiments and 'profiles')"),
+    ("# only a comment\n", "{path}: is empty (expected the sections data, model, labels, training, evaluation, experiments and 'profiles')"),
+    ("{}\n", "{path}: no profile selected: set 'profile:' in it or pass --profile NAME (outputs go to results/<profile>/)"),
+    ("profile: p\nprofiles:\n  p: {}\n", "{path}: profile 'p' defines no runs under 'experiments' (nothing to train)"),
+])
+def test_empty_params_are_refused_and_nothing_is_written(tmp_path, monkeypatch, command, text, message):
+    """An empty file was 'valid (profile '', 0 runs)' and dvc-yaml wrote stages for results//claims.md."""
+    monkeypatch.chdir(tmp_path)
+    path = write_params(tmp_path, text)
+    code, out, err = run_main(command, "--params", str(path))
+    assert code == 2 and out == ""
+    assert error_line(err) == "vaeas: error: " + message.format(path=path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+@pytest.mark.parametrize("text,message", [
+    ("training:\n  epochs: 3\n  lr: 0.1\n  epochs: 5\n",
+     "duplicate key 'training.epochs' at line 4 (first at line 2); YAML would silently keep only the last"),
+    ("training: {epochs: 3}\nmodel: {}\ntraining: {epochs: 5}\n",
+     "duplicate key 'training' at line 3 (first at line 1); YAML would silently keep only the last"),
+    ("experiments:\n  table2:\n    runs:\n      vae: {objective: vae}\n      vae: {alpha: 2.0}\n",
+     "duplicate key 'experiments.table2.runs.vae' at line 5 (first at line 4); YAML would silently keep only the last"),
+])
+def test_duplicated_keys_are_refused_naming_the_key_and_lines(tmp_path, text, message):
+    path = write_params(tmp_path, text)
+    assert refused(path) == f"{path}: {message}"
+
+
+def test_merge_keys_may_still_override_what_they_merge(tmp_path):
+    """'<<: *base' then a key of its own is YAML's way to override, not a duplicate."""
+    path = write_params(tmp_path, "training: &t {epochs: 3, lr: 0.1}\nprofiles:\n  p:\n    training:\n"
+                                  "      <<: *t\n      epochs: 5\n")
+    assert config_mod.read_params(path)["profiles"]["p"]["training"] == {"epochs": 5, "lr": 0.1}

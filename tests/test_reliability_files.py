@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import functools
 import http.server
 import io
@@ -120,6 +121,101 @@ def test_non_finite_values_stop_the_run_naming_epoch_and_step_and_keep_the_last_
     resumed = train(cfg, SPEC, out, progress=False)
     a, b = (torch.load(p, weights_only=False) for p in (clean_model, resumed))
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+# --------------------------------------------------------------------------------------------
+# The machine fails: a full disk, a folder that cannot be written (issue 12)
+
+def small_params(tmp_path: Path, root: Path) -> Path:
+    """params.yaml for :func:`small_config` (same fingerprint, so a rerun resumes its checkpoint)."""
+    path = tmp_path / "params.yaml"
+    path.write_text(f"data: {{root: '{root}'}}\n"
+                    "model: {latent_dim: 4, hidden_units: 16, encoder_layers: 1, decoder_layers: 1, classifier_layers: 1}\n"
+                    "training: {epochs: 4, batch_size: 256, device: cpu}\n")
+    return path
+
+
+def disk_full_at(monkeypatch, module, n: int, suffix: str) -> list:
+    """Make the ``n``-th atomic write of a file ending in ``suffix`` through ``module`` fail as a
+    full disk does: some bytes reach the temporary file, then ENOSPC (an OSError without a path)."""
+    real, seen = module.atomic_path, []
+
+    @contextlib.contextmanager
+    def atomic_path(path):
+        with real(path) as tmp:
+            if str(path).endswith(suffix):
+                seen.append(path)
+                if len(seen) == n:
+                    tmp.write_bytes(b"half a checkpoint")
+                    raise OSError(errno.ENOSPC, "No space left on device")
+            yield tmp
+
+    monkeypatch.setattr(module, "atomic_path", atomic_path)
+    return seen
+
+
+def test_disk_full_during_train_is_one_line_naming_the_path_and_keeps_the_last_good_checkpoint(
+        digits_root, clean_model, tmp_path, monkeypatch):
+    import vaeas.training.checkpoint as checkpoint
+
+    params, out = small_params(tmp_path, digits_root), tmp_path / "run" / "model.pt"
+    ckpt = out.with_name("model.pt.ckpt")
+    argv = ("train", "--params", str(params), "--dataset", "digits", "--seed", "2", "--out", str(out), "--quiet")
+    seen = disk_full_at(monkeypatch, checkpoint, 3, ".ckpt")
+    code, err = run_main(*argv)
+    assert len(seen) == 3, "the fault was never injected"
+    assert (code, one_line(err)) == (2, f"vaeas: error: cannot write {ckpt}: No space left on device; "
+                                        f"the last good checkpoint {ckpt} is kept; rerun the same command to resume from it")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["model.log.csv", "model.pt.ckpt"]   # no temp file
+    kept = checkpoint.load_checkpoint(ckpt, torch.load(ckpt, weights_only=False)["fingerprint"])
+    assert kept["epoch"] == 2 and len(kept["history"]) == 2
+
+    monkeypatch.undo()
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert main(list(argv)) == 0
+    assert "starting from scratch" not in stdout.getvalue()
+    a, b = (torch.load(p, weights_only=False) for p in (clean_model, out))
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_disk_full_writing_the_final_model_keeps_the_checkpoint(digits_root, tmp_path, monkeypatch):
+    import vaeas.training.checkpoint as checkpoint
+
+    params, out = small_params(tmp_path, digits_root), tmp_path / "model.pt"
+    disk_full_at(monkeypatch, checkpoint, 1, "model.pt")
+    code, err = run_main("train", "--params", str(params), "--dataset", "digits", "--out", str(out), "--quiet")
+    assert (code, one_line(err)) == (2, f"vaeas: error: cannot write {out}: No space left on device; the last good "
+                                        f"checkpoint {out}.ckpt is kept; rerun the same command to resume from it")
+    assert not out.exists() and torch.load(f"{out}.ckpt", weights_only=False)["epoch"] == 4
+
+
+@pytest.mark.parametrize("err_no,strerror,advice", [
+    (errno.ENOSPC, "No space left on device", "free some space and rerun the same command (finished outputs "
+                                              "are kept; training resumes from its last checkpoint)"),
+    (errno.EACCES, "Permission denied", "check that this user may read and write there (owner, mode, read-only mount)"),
+    (errno.EROFS, "Read-only file system", "check that this user may read and write there (owner, mode, read-only mount)"),
+])
+def test_any_command_that_cannot_write_says_so_in_one_line_naming_the_path(tmp_path, monkeypatch, err_no, strerror, advice):
+    """Every writer goes through io.atomic_path: its failure names the destination, not the temp file."""
+    import vaeas.data.store as store
+
+    root = tmp_path / "data"
+    real = store.atomic_path
+
+    @contextlib.contextmanager
+    def failing(path):
+        with real(path) as tmp:
+            raise OSError(err_no, strerror)
+            yield tmp
+
+    monkeypatch.setattr(store, "atomic_path", failing)
+    params = tmp_path / "params.yaml"
+    params.write_text(f"data: {{root: '{root}'}}\n")
+    code, err = run_main("process", "digits", "--params", str(params))
+    target = root / "processed" / "digits.npz"
+    assert (code, one_line(err)) == (1, f"vaeas: error: {target}: {strerror}; {advice}")
+    assert list(target.parent.iterdir()) == []
 
 
 def poisoned_copy(root: Path, dest: Path, rewrite_hash: bool) -> Path:

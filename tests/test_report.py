@@ -242,6 +242,40 @@ def synthetic_mc(rng, sizes=(1000, 500, 100, 20), repeats=5, true_mi=6.0, true_m
     return pd.DataFrame(rows)
 
 
+def test_figure2_legends_lie_outside_the_axes(tmp_path, monkeypatch):
+    """The legends covered the log N line and the softmax lines (issue 12): each now lies wholly
+    outside its axes' data region, in the saved figure, and still names every line."""
+    import vaeas.report.figures as F
+
+    real_save, seen = F._save, []
+
+    def save_and_measure(fig, path, dpi=120):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        figure_box = fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans)   # inches -> pixels
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            seen.append((ax.get_window_extent(renderer), legend.get_window_extent(renderer),
+                         [t.get_text() for t in legend.get_texts()], figure_box))
+        real_save(fig, path, dpi)
+
+    monkeypatch.setattr(F, "_save", save_and_measure)
+    rng = np.random.default_rng(0)
+    soft = [{"dataset": "digits", "alpha": 1.0, "beta": 1.0, "seed": 0, "mi": 5.95, "md": 3.05, "label_count": 1247,
+             "log_n": math.log(1247)},
+            {"dataset": "digits", "alpha": 1.0, "beta": 1.0, "seed": 0, "mi": 4.5, "md": 3.3, "label_count": 100,
+             "log_n": math.log(1247)}]
+    R.figure_mc_vs_softmax([synthetic_mc(rng), synthetic_mc(rng, true_mi=5.0)], soft, tmp_path / "fig2.png")
+    assert len(seen) == 2
+    for axes_box, legend_box, texts, figure_box in seen:
+        assert not axes_box.overlaps(legend_box), (axes_box, legend_box)
+        assert legend_box.y1 < axes_box.y0                               # below the data region
+        assert figure_box.contains(legend_box.x0, legend_box.y0)         # and inside the saved image
+        assert sum(t.startswith("softmax estimate, VAE-AS") for t in texts) == 2
+    assert any(t.startswith("log N = 7.13") for t in seen[0][2])
+    assert_png(tmp_path / "fig2.png")
+
+
 def test_figure2_claims():
     rng = np.random.default_rng(0)
     frames = [synthetic_mc(rng), synthetic_mc(rng, alpha=2.0)]
@@ -425,3 +459,94 @@ def test_table_caption_names_our_data_set_when_it_is_not_the_papers(tmp_path):
     assert (tmp_path / "t.md").read_text().startswith("**Table 2: VAE-AS on MNIST, α and β sweeps — ours on digits")
     mnist = build_table(2, [{**row, "dataset": "mnist"}])
     assert table_title(mnist, 2) == "Table 2: VAE-AS on MNIST, α and β sweeps"
+
+
+# ---------------------------------------------------------------------------------------------
+# What the numbers are: data set, scale, profile (issue 12: the demo's digits read as MNIST)
+
+DIGITS_ROWS = [metrics_row(seed=0, dataset="digits", nll_test=23.0, log_n=math.log(1247), label_count=1247),
+               metrics_row(seed=1, dataset="digits", nll_test=25.0, log_n=math.log(1247), label_count=1247)]
+
+
+def test_a_table_on_another_data_set_than_the_papers_has_no_delta_and_says_why(tmp_path):
+    df = R.build_table(2, DIGITS_ROWS)
+    assert not [c for c in df.columns if c.endswith("_delta")]
+    assert df.nll_test_paper.iloc[1] == 96.32                  # the paper's value is still beside ours
+    text = R.format_table(df)
+    assert "24.00 ± 1.41 (paper 96.32) |" in text and "Δ" not in text
+    R.write_table(df, tmp_path / "t2.csv", tmp_path / "t2.md")
+    assert (tmp_path / "t2.md").read_text().startswith(
+        "**Table 2: VAE-AS on MNIST, α and β sweeps — ours on digits, the paper's on MNIST.** Cells: our mean ± sd "
+        "over seeds (the paper's value on its own data set). No Δ column: ours are on digits, the paper's on MNIST, "
+        "so a difference would compare data sets, not methods.")
+    assert not [c for c in pd.read_csv(tmp_path / "t2.csv").columns if c.endswith("_delta")]
+    # On the paper's own data set the Δ stays, in the frame, the cells and the caption.
+    mnist = R.build_table(2, [{**r, "dataset": "mnist"} for r in DIGITS_ROWS])
+    assert mnist.nll_test_delta.iloc[1] == pytest.approx(24.0 - 96.32)
+    assert "24.00 ± 1.41 (paper 96.32, Δ −72.32)" in R.format_table(mnist)
+    R.write_table(mnist, tmp_path / "m.csv", tmp_path / "m.md")
+    assert R.CELL_LEGEND in (tmp_path / "m.md").read_text()
+
+
+def test_claims_are_titled_with_the_data_they_were_checked_on():
+    rng = np.random.default_rng(0)
+    def on(dataset):
+        rows = {t: [{**r, "dataset": dataset} for r in paper_as_ours(t)] for t in (1, 2, 3)}
+        mc = R.combine_mc([synthetic_mc(rng).assign(dataset=dataset)],
+                          [{"dataset": dataset, "alpha": 1.0, "beta": 1.0, "seed": 0, "mi": 5.9, "md": 3.0,
+                            "label_count": 1247, "log_n": math.log(1247)}])
+        return by_id(R.check_claims({t: R.build_table(t, r) for t, r in rows.items()}, mc, synthetic_log()))
+
+    digits = on("digits")
+    paper_of = lambda cid: "Omniglot" if cid.startswith("T3") else "MNIST"   # noqa: E731
+    assert all(c.statement.startswith(f"digits (paper: {paper_of(cid)}): ") for cid, c in digits.items()), \
+        [c.statement for c in digits.values()]
+    assert digits["T1-AU-depth"].statement == "digits (paper: MNIST): AU decreases as the decoder gets deeper (§2.2, Table 1)"
+    # On the paper's data sets a claim carries the paper's name only.
+    mnist = on("mnist")
+    assert mnist["T2-NLL-vs-VAE"].statement == "MNIST: VAE-AS (α = β = 1) has a lower NLL_test than VAE (Table 2)"
+    assert mnist["Fig3-KL-decomposition"].statement.startswith("MNIST: MI + MD tracks the mean KL")
+    assert R.data_label("omniglot", "Omniglot") == "Omniglot" and R.data_label(None, "MNIST") == "MNIST"
+
+
+SCALES = [R.Scale("table2", "digits", 1247, (30,), 2), R.Scale("table3", "omniglot", 24345, (10, 30), 1)]
+BANNER = (
+    "> **Scope: profile `demo`; data actually used: digits (scikit-learn's 8×8 images), Omniglot (28×28).**\n"
+    ">\n"
+    "> - Table 2 (and Figure 4): **digits (scikit-learn's 8×8 images)**, 1,247 training images, 30 epochs, 2 seeds; "
+    "the paper: MNIST (28×28), 55,000 training images, 300 epochs\n"
+    "> - Table 3 (and Figure 5): **Omniglot (28×28)**, 24,345 training images, 10–30 epochs, 1 seed; "
+    "the paper: Omniglot (28×28), 24,345 training images, 300 epochs\n"
+    ">\n"
+    "> Where our data set is not the paper's, the paper's values are shown beside ours without a Δ (the difference "
+    "would compare data sets, not methods), and each claim is titled with the data it was checked on, e.g. "
+    "\"digits (paper: MNIST): …\".")
+
+
+def test_report_and_claims_open_with_the_scope_banner(outputs, tmp_path):
+    assert R.scope_banner("demo", SCALES) == BANNER
+    assert "Where our data set" not in R.scope_banner("paper", [R.Scale("table2", "mnist", 55000, (300,), 3)])
+    _, files, claims = outputs
+    R.write_claims(claims, tmp_path / "claims.md", BANNER)
+    assert (tmp_path / "claims.md").read_text().startswith(BANNER + "\n\n**Summary:** ")
+    params = tmp_path / "params.yaml"
+    params.write_text("profile: demo\n")
+    R.write_report(tmp_path / "REPORT.md", [R.Section("Claims", files=[tmp_path / "claims.md"]),
+                                            R.Section("Table 2", files=[files["table2"]])],
+                   R.provenance(params, {}), BANNER)
+    text = (tmp_path / "REPORT.md").read_text()
+    assert text.startswith("# VAE-AS reproduction report\n\n" + BANNER + "\n\n")
+    assert text.count("**Scope: profile") == 1                 # claims.md embedded without its copy
+
+
+def test_the_banner_of_a_profile_reads_its_runs():
+    from vaeas.experiments import load_config
+
+    from conftest import REPO
+
+    demo = R.banner(load_config(REPO / "params.yaml", profile="demo"))
+    assert demo.startswith("> **Scope: profile `demo`; data actually used: digits (scikit-learn's 8×8 images).**")
+    assert ("> - Figures 2–3: **digits (scikit-learn's 8×8 images)**, 1,247 training images, 30 epochs, 2 seeds; "
+            "the paper: MNIST (28×28), 55,000 training images, 120 epochs") in demo
+    paper = R.banner(load_config(REPO / "params.yaml", profile="paper"))
+    assert "**MNIST (28×28)**, 55,000 training images, 300 epochs, 3 seeds" in paper and "without a Δ" not in paper

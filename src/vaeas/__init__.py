@@ -10,3 +10,21 @@ lines.
 """
 
 __version__ = "0.1.0"
+
+#: The packages whose versions decide the numbers and the pipeline (pinned or locked in
+#: pyproject.toml): ``vaeas --version`` and REPORT.md's provenance list exactly these.
+KEY_PACKAGES = ("torch", "torchvision", "numpy", "pandas", "seaborn", "matplotlib", "tabulate", "snakemake", "dvc")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed version of vaeas and of each of :data:`KEY_PACKAGES` (None when not installed),
+    read from the installed distributions' metadata (no package is imported)."""
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for name in ("vaeas", *KEY_PACKAGES):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions

@@ -2,7 +2,8 @@
 
 Each subcommand validates its input (params.yaml, paths, values) before any compute starts and
 writes its one output file atomically. Input errors are printed as a single line
-``vaeas: error: <message>`` with exit status 2.
+``vaeas: error: <message>`` with exit status 2; a failure of the machine (a full disk, a folder
+that cannot be written) as one such line naming the path, with exit status 1.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import argparse
 import os
 import sys
 
-from . import __version__
-from .errors import VaeasError
+from . import __version__, package_versions
+from .errors import VaeasError, describe_os_error
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -117,6 +118,7 @@ def cmd_dvc_yaml(args) -> None:
 
     cfg = _config(args)
     experiments.validate(cfg)
+    experiments.require_runs(cfg, args.params)
     text = dvc_yaml(cfg, load_raw(args.params))
     if args.check:
         current = open(args.out).read() if os.path.exists(args.out) else ""
@@ -134,6 +136,7 @@ def cmd_check(args) -> None:
     # Every profile is checked, not only the one in force: a profile's error is found now.
     cfg = check_params(args.params, profile=args.profile, overrides=args.overrides)
     experiments.validate(cfg)
+    experiments.require_runs(cfg, args.params)
     print(f"vaeas: {args.params} is valid (profile '{cfg.profile}', {len(experiments.runs(cfg))} runs x {len(experiments.seeds(cfg))} seeds)")
 
 
@@ -145,9 +148,31 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def version_text() -> str:
+    """``vaeas --version``: this package, Python, and the key packages as installed."""
+    import platform
+
+    versions = package_versions()
+    lines = [f"vaeas {__version__}", f"  python {platform.python_version()}"]
+    lines += [f"  {name} {version or '(not installed)'}" for name, version in versions.items() if name != "vaeas"]
+    return "\n".join(lines)
+
+
+class _VersionAction(argparse.Action):
+    """argparse's own version action reflows its text into one paragraph: print it as is."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vaeas", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", action="version", version=f"vaeas {__version__}")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print the version of vaeas and of the key packages (torch, snakemake, ...) and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("fetch", help="download and sha256-verify a data set's raw files")
@@ -218,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     except VaeasError as exc:
         print(f"vaeas: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"vaeas: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("vaeas: interrupted", file=sys.stderr)
         return 130

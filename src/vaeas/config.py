@@ -275,16 +275,53 @@ def read_params(path: str | os.PathLike = "params.yaml") -> dict:
     if not path.is_file():
         raise VaeasError(f"{source}: file not found")
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
+        raw = _load_yaml(path.read_text(encoding="utf-8"), source)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise VaeasError(f"{source}: not valid YAML{where}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise VaeasError(f"{source}: cannot be read ({type(exc).__name__}: {exc})") from None
-    raw = {} if raw is None else raw
+    if raw is None:
+        # An empty file would pass as the defaults with no experiments: "valid, 0 runs".
+        raise VaeasError(f"{source}: is empty (expected the sections {', '.join(SECTIONS)} and 'profiles')")
     validate_raw(raw, source)
     return raw
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    """Parse one YAML document, refusing a key that appears twice in one mapping: YAML keeps
+    only the last silently, so an edit made to the first copy would change nothing."""
+    loader = _YAML_LOADER(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_duplicate_keys(node, [], source, set())
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _refuse_duplicate_keys(node: yaml.Node, path: list, source: str, seen_nodes: set) -> None:
+    if id(node) in seen_nodes:     # an alias: already walked (and may refer to itself)
+        return
+    seen_nodes.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, path + [i], source, seen_nodes)
+    elif isinstance(node, yaml.MappingNode):
+        first_line: dict[tuple, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":   # '<<: *base' then overriding is fine
+                continue
+            key = (key_node.tag, key_node.value) if isinstance(key_node, yaml.ScalarNode) else (key_node.tag, id(key_node))
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                raise VaeasError(f"{source}: duplicate key '{_key_path(path + [key_node.value])}' at line {line} "
+                                 f"(first at line {first_line[key]}); YAML would silently keep only the last")
+            first_line[key] = line
+            _refuse_duplicate_keys(value_node, path + [key_node.value], source, seen_nodes)
 
 
 def profile_config(raw: dict, profile: str | None = None, overrides: list[str] | None = None,

@@ -181,6 +181,16 @@ def validate_grid(cfg: Config, source: str = "params.yaml") -> None:
                                  f"(runs: {', '.join(defined) or 'none'})")
 
 
+def require_runs(cfg: Config, source: str = "params.yaml") -> None:
+    """What a pipeline needs beyond a valid file: a profile name (outputs go to
+    ``results/<profile>/``, ``runs/<profile>/``) and at least one run to train."""
+    if not cfg.profile:
+        raise VaeasError(f"{source}: no profile selected: set 'profile:' in it or pass --profile NAME "
+                         f"(outputs go to results/<profile>/)")
+    if not runs(cfg):
+        raise VaeasError(f"{source}: profile '{cfg.profile}' defines no runs under 'experiments' (nothing to train)")
+
+
 def load_config(path: str | os.PathLike = "params.yaml", profile: str | None = None,
                 overrides: list[str] | None = None) -> Config:
     """Load, validate and merge ``params.yaml``; ``profile`` defaults to the file's ``profile`` key.

@@ -20,7 +20,9 @@ from typing import Iterator
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
 
-    On any exception the temporary file is removed and ``path`` is left untouched.
+    On any exception the temporary file is removed and ``path`` is left untouched. An
+    ``OSError`` about the temporary file (a full disk, a write refused) is re-raised naming
+    ``path``, the file the user asked for, not the temporary name that no longer exists.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,6 +37,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        if exc.filename in (None, str(tmp_path)) and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc   # keeps the subclass
+        raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

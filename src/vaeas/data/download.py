@@ -15,7 +15,7 @@ from ..config import DataConfig
 from ..errors import VaeasError
 from ..io import atomic_path
 from .catalog import DOWNLOAD_TIMEOUT_S, RawFile, check_dataset, raw_alternatives, raw_dir
-from .verification import NotOnSource, VerifiedFile, _warn_if_variant, pin_in_lock, read_lock, verified_present, verify
+from .verification import ChecksumMismatch, NotOnSource, VerifiedFile, _warn_if_variant, pin_in_lock, read_lock, verified_present, verify
 
 
 def _is_url(location: str) -> bool:
@@ -164,5 +164,52 @@ def fetch(dataset: str, cfg: DataConfig, progress: bool = True) -> list[Path]:
         return []
     _check_mirror(cfg.effective_mirror)
     folder = raw_dir(dataset, cfg)
-    return [ensure_one_of(alternatives, folder, cfg, progress).path
-            for alternatives in raw_alternatives(dataset, cfg)]
+    created = _missing_folders(folder)
+    try:
+        return [ensure_one_of(alternatives, folder, cfg, progress).path
+                for alternatives in raw_alternatives(dataset, cfg)]
+    except VaeasError as exc:
+        _remove_failed_output(folder, created)
+        raise type(exc)(f"{exc}{_hint(exc, dataset, cfg)}") from None
+    except BaseException:
+        _remove_failed_output(folder, created)
+        raise
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_failed_output(folder: Path, created: list[Path]) -> None:
+    """A failed fetch leaves no raw folder behind: Snakemake and DVC take the folder, the fetch
+    stage's output, for a finished fetch. A folder this fetch created goes with everything in
+    it (only this fetch wrote there); a folder that was there before loses nothing, and goes
+    only if it is empty. Parents this fetch created go if empty (another fetch may share them)."""
+    if created and created[0] == folder:
+        shutil.rmtree(folder, ignore_errors=True)
+    elif folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+    for parent in created[1:]:
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+
+
+def _hint(exc: VaeasError, dataset: str, cfg: DataConfig) -> str:
+    """What to change when a fetch fails for a reason the configuration can fix."""
+    mirror = cfg.effective_mirror
+    if isinstance(exc, ChecksumMismatch):
+        return ""
+    if not mirror:
+        return ("; without internet, point data.mirror (params.yaml) or VAEAS_DATA_MIRROR at a copy laid out as "
+                "<mirror>/mnist/*.gz, <mirror>/omniglot/* (e.g. VAEAS_DATA_MIRROR=../shared/data)")
+    if dataset == "omniglot" and cfg.omniglot_source == "burda" and isinstance(exc, NotOnSource):
+        return ("; the mirror has no chardata.mat (the offline copy holds the official images_background and "
+                "images_evaluation): set data.omniglot_source: lake, or pass --set data.omniglot_source=lake")
+    return ""

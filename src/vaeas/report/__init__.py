@@ -24,7 +24,9 @@ ran, and paper rows we did not run, are kept (NaN where missing), never dropped.
 
     96.30 ± 0.40 (paper 96.32, Δ −0.02)
 
-i.e. our mean ± sd over seeds, then the paper's value and ours − paper. One row per
+i.e. our mean ± sd over seeds, then the paper's value and ours − paper. When our data set is
+not the paper's (the demo's digits beside MNIST), the ``m_delta`` columns are left out and the
+cell reads ``96.30 ± 0.40 (paper 96.32)``; the caption says why (:data:`CELL_LEGEND_NO_DELTA`). One row per
 configuration keeps a configuration's numbers on one line (sub-columns for ours / paper / Δ
 would triple the width of an 8-metric table). With one seed the "± sd" is left out; a cell
 reads ``— (paper 96.32)`` for a configuration we did not run and has no parenthesis where the
@@ -62,26 +64,33 @@ the paper's table does not support either. ``None`` means not enough data. Thres
 
 Report
 ------
+REPORT.md and claims.md open with :func:`scope_banner` (:mod:`~vaeas.report.scope`): the profile,
+and per experiment the data set used, its training-set size, epochs and seeds beside the paper's.
+Claims are titled with the data they were checked on (:func:`data_label`: "digits (paper: MNIST): …").
+
 :func:`write_report` assembles REPORT.md from :class:`Section` s (Markdown text, embedded ``.md``
 files, relative links to images) and the :func:`provenance` of the run.
 """
 
 from .tables import (  # noqa: F401
     METRICS, TABLE_METRICS, METRIC_LABELS, TABLE_DATASETS, PAPER_N, TABLE_TITLES, CELL_LEGEND,
-    TREND_RHO, MI_BOUND_TOL, FIG3_REL_TOL, paper_values, build_table, table_title, format_cell,
-    format_table, write_table,
+    CELL_LEGEND_NO_DELTA, TREND_RHO, MI_BOUND_TOL, FIG3_REL_TOL, paper_values, same_data, our_dataset,
+    build_table, table_title, format_cell, format_table, write_table,
 )
 from .figures import (  # noqa: F401
     combine_mc, figure_mc_vs_softmax, figure_kl_decomposition, reconstruction_grid,
     figure_reconstructions, figure_table,
 )
 from .claims import (  # noqa: F401
-    Claim, trend, check_claims, claims_summary, format_claims, write_claims,
+    Claim, trend, data_label, check_claims, claims_summary, format_claims, write_claims,
+)
+from .scope import (  # noqa: F401
+    PAPER_SCALE, DATA_NAMES, Scale, scope_banner,
 )
 from .provenance import (  # noqa: F401
     collect_stage_times, provenance, format_provenance, Section, IMAGE_SUFFIXES, write_report,
     read_metrics,
 )
 from .drivers import (  # noqa: F401
-    make_table, make_figure, make_claims, make_report,
+    banner, make_table, make_figure, make_claims, make_report,
 )

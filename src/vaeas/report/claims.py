@@ -21,7 +21,9 @@ from .tables import (
     TREND_RHO,
     _sweep,
     build_table,
+    our_dataset,
     paper_values,
+    same_data,
 )
 
 
@@ -144,11 +146,17 @@ def _vae_nll_check(df: pd.DataFrame, source: str):
     return bool(ours.iloc[0] < vae.iloc[0]), f"NLL_test VAE-AS(α=1, β=1) = {ours.iloc[0]:.2f} vs VAE = {vae.iloc[0]:.2f}"
 
 
+def data_label(ours: str | None, paper: str) -> str:
+    """How a claim names its data: the paper's data set when ours is the same (or we have no
+    results), else ours with the paper's beside it, e.g. "digits (paper: MNIST)"."""
+    return paper if same_data(ours, paper) else f"{ours} (paper: {paper})"
+
+
 def _table_claims(table: int, ours: pd.DataFrame | None) -> list[Claim]:
     paper = build_table(table, [])
     if ours is not None and not (ours["n_seeds"] > 0).any():
         ours = None
-    ds = TABLE_DATASETS[table]
+    ds = data_label(None if ours is None else our_dataset(ours), TABLE_DATASETS[table])
     t = f"T{table}"
     claims = []
     beta_specs = [("kl_test", "KL_test"), ("au", "AU"), ("md", "MD"), ("mi", "MI")]
@@ -182,7 +190,8 @@ def _table1_claim(ours: pd.DataFrame | None) -> Claim:
         return ok, f"{_series_text(s, 'layers', 1)} ({text})"
     if ours is not None and not (ours["n_seeds"] > 0).any():
         ours = None
-    return _make("T1-AU-depth", "AU decreases as the decoder gets deeper (§2.2, Table 1)",
+    ds = data_label(None if ours is None else our_dataset(ours), TABLE_DATASETS[1])
+    return _make("T1-AU-depth", f"{ds}: AU decreases as the decoder gets deeper (§2.2, Table 1)",
                  _both(check, ours, build_table(1, [])))
 
 
@@ -197,7 +206,7 @@ def _model_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return out
 
 
-def _fig2_claims(mc: pd.DataFrame | None) -> list[Claim]:
+def _fig2_claims(mc: pd.DataFrame | None, ds: str) -> list[Claim]:
     no_paper = "Figure 2 is a plot without numbers (§5.2 describes the drift, the larger sd and the softmax agreement)"
     statements = {
         "Fig2-MC-drift": "Monte Carlo MI and MD drift from their largest-S value as S shrinks: "
@@ -206,6 +215,7 @@ def _fig2_claims(mc: pd.DataFrame | None) -> list[Claim]:
         "Fig2-softmax": "The softmax estimates are closer to the largest-S Monte Carlo estimate than the smallest-S "
                         "Monte Carlo estimate is, MI and MD (§5.2, Fig. 2)",
     }
+    statements = {cid: f"{ds}: {text}" for cid, text in statements.items()}
     if mc is None or mc.empty:
         return [Claim(cid, text, None, f"ours: no Monte Carlo results. Paper: {no_paper}.") for cid, text in statements.items()]
     results = {cid: [] for cid in statements}
@@ -243,8 +253,8 @@ def _fig2_claims(mc: pd.DataFrame | None) -> list[Claim]:
     return claims
 
 
-def _fig3_claim(logs: pd.DataFrame | None) -> Claim:
-    statement = (f"MI + MD tracks the mean KL: at the last training epoch |KL − (MI + MD)| ≤ {FIG3_REL_TOL:.0%} of KL "
+def _fig3_claim(logs: pd.DataFrame | None, ds: str) -> Claim:
+    statement = (f"{ds}: MI + MD tracks the mean KL: at the last training epoch |KL − (MI + MD)| ≤ {FIG3_REL_TOL:.0%} of KL "
                  "(§5.2, Fig. 3)")
     paper = paper_values(2)
     row = paper[(paper["method"] == "vaeas") & (paper["alpha"] == 1.0) & (paper["beta"] == 1.0)].iloc[0]
@@ -281,8 +291,11 @@ def check_claims(tables: Mapping[int, pd.DataFrame], mc: pd.DataFrame | None,
     claims = [_table1_claim(tables.get(1))]
     for table in (2, 3):
         claims += _table_claims(table, tables.get(table))
-    claims += _fig2_claims(mc)
-    claims.append(_fig3_claim(logs))
+    # Figures 2-3 are on the paper's MNIST; ours on the data set of the Monte Carlo rows or the log.
+    frames = [f for f in (mc, logs) if f is not None and "dataset" in f.columns and f["dataset"].notna().any()]
+    ds = data_label(str(frames[0]["dataset"].dropna().iloc[0]) if frames else None, "MNIST")
+    claims += _fig2_claims(mc, ds)
+    claims.append(_fig3_claim(logs, ds))
     return claims
 
 
@@ -299,19 +312,21 @@ def claims_summary(claims: Sequence[Claim]) -> str:
             f"Paper's own numbers: {counts(c.paper_passed for c in claims)}.")
 
 
-def format_claims(claims: Sequence[Claim]) -> str:
-    """The claims as a Markdown table with the summary line above it."""
+def format_claims(claims: Sequence[Claim], banner: str = "") -> str:
+    """The claims as a Markdown table with the summary line above it (and ``banner``, the
+    report's scope, above that)."""
     from tabulate import tabulate
 
     esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
     body = [[c.id, esc(c.statement), _verdict(c.passed), _verdict(c.paper_passed), esc(c.evidence)] for c in claims]
     table = tabulate(body, headers=["Claim", "Statement", "Ours", "Paper's numbers", "Evidence"],
                      tablefmt="github", disable_numparse=True)
-    return (f"**Summary:** {claims_summary(claims)}\n\n"
+    return ((f"{banner}\n\n" if banner else "") + f"**Summary:** {claims_summary(claims)}\n\n"
             f"'Paper's numbers' applies the same check to the paper's transcribed values; N/A = not enough data.\n\n"
             f"{table}\n")
 
 
-def write_claims(claims: Sequence[Claim], path: str | os.PathLike) -> None:
-    """Write ``claims.md``: summary line and the PASS/FAIL/N/A table."""
-    write_text(path, format_claims(claims))
+def write_claims(claims: Sequence[Claim], path: str | os.PathLike, banner: str = "") -> None:
+    """Write ``claims.md``: the scope ``banner`` (:func:`vaeas.report.scope.scope_banner`),
+    the summary line and the PASS/FAIL/N/A table."""
+    write_text(path, format_claims(claims, banner))

@@ -25,11 +25,25 @@ from ..pipeline import (
     table_paths,
     tables,
 )
+from ..data.catalog import TRAIN_SIZES
 from .claims import check_claims, write_claims
 from .figures import combine_mc, figure_kl_decomposition, figure_mc_vs_softmax, figure_reconstructions, figure_table
 from .provenance import Section, collect_stage_times, provenance, read_metrics, write_report
+from .scope import Scale, scope_banner
 from .tables import build_table, write_table
 
+
+
+def banner(cfg: Config) -> str:
+    """The scope banner of the profile: per experiment, the data set its runs use, N, the
+    epochs of its runs (their own overrides applied) and the seeds."""
+    scales = []
+    for experiment in exps.EXPERIMENTS:
+        runs = exps.runs(cfg, experiment)
+        if runs:
+            epochs = tuple(sorted({exps.config_for(cfg, r).training.epochs for r in runs}))
+            scales.append(Scale(experiment, runs[0].dataset, TRAIN_SIZES[runs[0].dataset], epochs, len(exps.seeds(cfg))))
+    return scope_banner(cfg.profile, scales)
 
 
 def _metrics_rows(cfg: Config, experiment: str) -> list[dict]:
@@ -102,7 +116,7 @@ def make_claims(cfg: Config) -> None:
     if exps.runs(cfg, "fig2"):
         mc = combine_mc(*_fig2_frames(cfg))
         logs = _fig3_logs(cfg)
-    write_claims(check_claims(frames, mc, logs), f"{results_dir(cfg)}/claims.md")
+    write_claims(check_claims(frames, mc, logs), f"{results_dir(cfg)}/claims.md", banner(cfg))
 
 
 def make_report(cfg: Config, params_path: str) -> None:
@@ -124,4 +138,4 @@ def make_report(cfg: Config, params_path: str) -> None:
         if name in names:
             sections.append(Section(names[name], files=[figure_path(cfg, name)]))
     prov = provenance(params_path, collect_stage_times(rows, logs), profile=cfg.profile)
-    write_report(f"{res}/REPORT.md", sections, prov)
+    write_report(f"{res}/REPORT.md", sections, prov, banner(cfg))

@@ -109,7 +109,9 @@ def figure_mc_vs_softmax(mc_frames: Sequence[pd.DataFrame] | pd.DataFrame, softm
             ax.set_xlabel("Monte Carlo sample size S (log scale)")
             ax.set_ylabel(ylabel)
             ax.set_title(title)
-            ax.legend(fontsize=8, loc="best")
+            # Below the axes, not inside: inside, 'best' still covered the log N line or a
+            # softmax line (issue 12); the saved figure's tight bounding box takes it in.
+            ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False)
         repeats = mc.groupby(["model", "size"]).size().max()
         fig.suptitle(f"Figure 2 ({dataset}): Monte Carlo estimates on S samples ({repeats} repeats) "
                      f"vs the auxiliary softmax estimates")

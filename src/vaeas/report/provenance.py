@@ -9,13 +9,13 @@ import platform
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
+from .. import package_versions
 from ..io import sha256_file, write_text
-from .tables import CELL_LEGEND, _num
+from .tables import _num
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,12 +76,7 @@ def provenance(params_path: str | os.PathLike, stage_times: Mapping[str, float],
 
         raw = yaml.safe_load(params_path.read_text()) or {}
         profile = raw.get("profile") if isinstance(raw, dict) else None
-    packages = {}
-    for name in ("vaeas", "torch", "torchvision", "numpy", "pandas", "seaborn", "matplotlib", "snakemake", "dvc"):
-        try:
-            packages[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            packages[name] = None
+    packages = package_versions()
     cuda = None
     try:
         import torch
@@ -141,15 +136,17 @@ class Section:
 IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg")
 
 
-def write_report(path: str | os.PathLike, sections: Sequence[Section], provenance: Mapping) -> None:
-    """Write REPORT.md: the sections in order, then the provenance. A missing file is an error."""
+def write_report(path: str | os.PathLike, sections: Sequence[Section], provenance: Mapping, banner: str = "") -> None:
+    """Write REPORT.md: the scope ``banner`` (:func:`vaeas.report.scope.scope_banner`: data sets,
+    scale, profile), the sections in order, then the provenance. An embedded ``.md`` file that
+    opens with the same banner (claims.md) is embedded without it. A missing file is an error."""
     from ..errors import VaeasError
 
     path = Path(path)
     base = path.resolve().parent
-    parts = ["# VAE-AS reproduction report",
-             "Reproduction of *Improve Variational Autoencoder with Auxiliary Softmax Multiclassifier* (VAE-AS). "
-             + CELL_LEGEND]
+    parts = ["# VAE-AS reproduction report"] + ([banner] if banner else []) + [
+        "Reproduction of *Improve Variational Autoencoder with Auxiliary Softmax Multiclassifier* (VAE-AS). "
+        "Each table's caption says what its cells hold."]
     for section in sections:
         parts.append(f"## {section.title}")
         if section.body:
@@ -162,7 +159,8 @@ def write_report(path: str | os.PathLike, sections: Sequence[Section], provenanc
                 rel = Path(os.path.relpath(item.resolve(), base)).as_posix()
                 parts.append(f"![{section.title}: {item.name}]({rel})")
             else:
-                parts.append(item.read_text(encoding="utf-8").strip())
+                text = item.read_text(encoding="utf-8").strip()
+                parts.append(text.removeprefix(banner).strip() if banner else text)
     parts.append("## Provenance")
     parts.append(format_provenance(provenance))
     write_text(path, "\n\n".join(parts) + "\n")
@@ -178,11 +176,5 @@ def read_metrics(paths: Sequence[str | os.PathLike]) -> list[dict]:
     return rows
 
 
-__all__ = [
-    "METRICS", "TABLE_METRICS", "PAPER_N", "TREND_RHO", "MI_BOUND_TOL", "FIG3_REL_TOL", "CELL_LEGEND",
-    "paper_values", "build_table", "format_cell", "format_table", "write_table",
-    "combine_mc", "figure_mc_vs_softmax", "figure_kl_decomposition", "reconstruction_grid",
-    "figure_reconstructions", "figure_table",
-    "Claim", "trend", "check_claims", "claims_summary", "format_claims", "write_claims",
-    "collect_stage_times", "provenance", "format_provenance", "Section", "write_report", "read_metrics",
-]
+__all__ = ["collect_stage_times", "provenance", "format_provenance", "Section", "IMAGE_SUFFIXES",
+           "write_report", "read_metrics"]

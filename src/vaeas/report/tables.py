@@ -35,6 +35,11 @@ TABLE_TITLES = {
 }
 CELL_LEGEND = ("Cells: our mean ± sd over seeds (paper's value, Δ = ours − paper). NLL, KL, MI, MD "
                "and SC in nats; AU is a count of latent dimensions. '—': not run / not reported.")
+#: The legend of a table whose data set is not the paper's: no Δ, and why not.
+CELL_LEGEND_NO_DELTA = ("Cells: our mean ± sd over seeds (the paper's value on its own data set). No Δ column: "
+                        "ours are on {ours}, the paper's on {paper}, so a difference would compare data sets, not "
+                        "methods. NLL, KL, MI, MD and SC in nats; AU is a count of latent dimensions. "
+                        "'—': not run / not reported.")
 
 TREND_RHO = 0.8
 MI_BOUND_TOL = 0.5
@@ -59,6 +64,12 @@ def paper_values(table: int) -> pd.DataFrame:
     for col in ("alpha", "beta", "decoder_layers", *METRICS):
         out[col] = out[col].astype(float)
     return out
+
+
+def same_data(ours: str | None, paper: str) -> bool:
+    """Whether our data set is the paper's (or we have none yet): only then is ours − paper a
+    difference of methods and not of data sets."""
+    return not ours or str(ours).lower() == paper.lower()
 
 
 def _check_table(table: int) -> None:
@@ -176,15 +187,23 @@ def build_table(table: int, rows: Sequence[Mapping]) -> pd.DataFrame:
     keys = ["decoder_layers"] if table == 1 else ["method", "alpha", "beta", "decoder_layers"]
     cols = ["config", *keys, "n_seeds", "in_paper", "log_n", "label_count",
             *[f"{m}_{s}" for m in metrics for s in ("mean", "sd", "paper", "delta")]]
+    if datasets and not same_data(datasets[0], TABLE_DATASETS[table]):
+        cols = [c for c in cols if not c.endswith("_delta")]    # no Δ across data sets (see CELL_LEGEND_NO_DELTA)
     out = merged[cols].reset_index(drop=True)
     out["dataset"] = datasets[0] if datasets else ""
     out.attrs["table"] = table
     return out
 
 
+def our_dataset(df: pd.DataFrame) -> str:
+    """The data set of our rows in a :func:`build_table` frame ('' when we have none)."""
+    value = df["dataset"].iloc[0] if "dataset" in df.columns and len(df) else ""
+    return value if isinstance(value, str) else ""
+
+
 def table_title(df: pd.DataFrame, table: int) -> str:
     """The paper's title, plus which data set our numbers come from when it is not the paper's."""
-    ours = str(df["dataset"].iloc[0]) if "dataset" in df.columns and len(df) and isinstance(df["dataset"].iloc[0], str) else ""
+    ours = our_dataset(df)
     if ours and ours.lower() != TABLE_DATASETS[table].lower():
         return f"{TABLE_TITLES[table]} — ours on {ours}, the paper's on {TABLE_DATASETS[table]}"
     return TABLE_TITLES[table]
@@ -223,6 +242,8 @@ def format_cell(mean: float, sd: float, paper: float, delta: float, metric: str)
         return ours
     if not math.isfinite(mean):
         return f"— (paper {_fmt(paper, metric)})"
+    if not math.isfinite(delta):          # another data set than the paper's: no Δ
+        return f"{ours} (paper {_fmt(paper, metric)})"
     return f"{ours} (paper {_fmt(paper, metric)}, Δ {_fmt(delta, metric, signed=True)})"
 
 
@@ -243,7 +264,8 @@ def format_table(df: pd.DataFrame) -> str:
     headers += [METRIC_LABELS[m] for m in metrics]
     body = []
     for _, r in df.iterrows():
-        cells = [format_cell(r[f"{m}_mean"], r[f"{m}_sd"], r[f"{m}_paper"], r[f"{m}_delta"], m) for m in metrics]
+        cells = [format_cell(r[f"{m}_mean"], r[f"{m}_sd"], r[f"{m}_paper"], r.get(f"{m}_delta", math.nan), m)
+                 for m in metrics]
         body.append([*keys(r), str(int(r["n_seeds"])), *cells])
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
 
@@ -253,7 +275,10 @@ def write_table(df: pd.DataFrame, csv_path: str | os.PathLike, md_path: str | os
     table = _table_of(df)
     with atomic_path(csv_path) as tmp:
         df.to_csv(tmp, index=False)
-    caption = f"**{table_title(df, table)}.** {CELL_LEGEND}"
+    ours = our_dataset(df)
+    legend = (CELL_LEGEND if same_data(ours, TABLE_DATASETS[table]) else
+              CELL_LEGEND_NO_DELTA.format(ours=ours, paper=TABLE_DATASETS[table]))
+    caption = f"**{table_title(df, table)}.** {legend}"
     write_text(md_path, f"{caption}\n\n{format_table(df)}\n")
 
 

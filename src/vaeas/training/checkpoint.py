@@ -45,8 +45,20 @@ def save_atomic(obj, path: Path) -> None:
     obj = {**obj, "sha256": payload_sha256(obj)}
     buffer = _io.BytesIO()
     torch.save(obj, buffer)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(buffer.getvalue())
+    except OSError as exc:
+        raise _unwritable(exc, Path(path)) from None
+
+
+def _unwritable(exc: OSError, path: Path) -> VaeasError:
+    """A failed write (a full disk): name the file, and the checkpoint a rerun resumes from —
+    the write was atomic, so the previous checkpoint is still whole."""
+    ckpt = path if path.name.endswith(".ckpt") else path.with_name(path.name + ".ckpt")
+    kept = (f"the last good checkpoint {ckpt} is kept; rerun the same command to resume from it" if ckpt.exists()
+            else "no checkpoint was written yet; rerun the same command")
+    return VaeasError(f"cannot write {path}: {exc.strerror or exc}; {kept}")
 
 
 def _check_sha256(blob: dict, path: Path, what: str, remedy: str) -> None:
@@ -76,11 +88,15 @@ def write_log_csv(history: list[dict], path: Path) -> None:
     on the epochs that were not monitored)."""
     monitored = any(MONITOR_COLUMNS[0] in row for row in history)
     columns = LOG_COLUMNS + (MONITOR_COLUMNS if monitored else ())
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: row.get(k, "") for k in columns})
+    try:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            for row in history:
+                writer.writerow({k: row.get(k, "") for k in columns})
+    except OSError as exc:
+        raise VaeasError(f"cannot write {path}: {exc.strerror or exc}; rerun the same command "
+                         f"(training resumes from its last checkpoint)") from None
 
 
 def unstack_optimizer_state(state: dict, k: int) -> dict:
