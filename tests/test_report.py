@@ -550,3 +550,31 @@ def test_the_banner_of_a_profile_reads_its_runs():
             "the paper: MNIST (28×28), 55,000 training images, 120 epochs") in demo
     paper = R.banner(load_config(REPO / "params.yaml", profile="paper"))
     assert "**MNIST (28×28)**, 55,000 training images, 300 epochs, 3 seeds" in paper and "without a Δ" not in paper
+
+
+def test_tables_2_3_carry_the_monte_carlo_and_refit_checks_beside_the_softmax_estimates(tmp_path):
+    rows = [metrics_row(seed=s, mi=10.0 + s, mi_mc=10.5 + s, md_mc=9.0, refit_mi=10.4 + s, refit_md=9.1)
+            for s in (0, 1)]
+    df = R.build_table(2, rows)
+    row = df[df.config == "VAE-AS α=1 β=1"].iloc[0]
+    assert row["mi_mc_mean"] == pytest.approx(11.0) and row["mi_mc_sd"] == pytest.approx(math.sqrt(0.5))
+    assert row["refit_mi_mean"] == pytest.approx(10.9) and row["md_mc_mean"] == pytest.approx(9.0)
+    assert not any(c.startswith("mi_mc_") and c.endswith(("paper", "delta")) for c in df.columns)
+    R.write_table(df, tmp_path / "t.csv", tmp_path / "t.md")
+    text = (tmp_path / "t.md").read_text()
+    assert "| MI_MC" in text and "MI_refit" in text and "Monte Carlo estimates over all N" in text
+    # without the checks (older metrics files) the columns stay out of the Markdown
+    R.write_table(R.build_table(2, [metrics_row()]), tmp_path / "u.csv", tmp_path / "u.md")
+    assert "MI_MC" not in (tmp_path / "u.md").read_text()
+
+
+def test_figure3_draws_the_monte_carlo_monitor_when_the_log_has_it(tmp_path):
+    log = synthetic_log()
+    every_other = log["epoch"] % 2 == 0
+    log.loc[every_other, "mon_mi_mc"] = log.loc[every_other, "mi"] + 0.1
+    log.loc[every_other, "mon_md_mc"] = log.loc[every_other, "md"] - 0.1
+    assert R.figures._monte_carlo_monitor(synthetic_log()) is None
+    mon = R.figures._monte_carlo_monitor(log)
+    assert list(mon.index) == sorted(log.loc[every_other, "epoch"].unique())
+    R.figure_kl_decomposition(log, tmp_path / "fig3.png")
+    assert (tmp_path / "fig3.png").stat().st_size > 0

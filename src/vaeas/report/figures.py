@@ -142,8 +142,14 @@ def figure_kl_decomposition(log_frame: pd.DataFrame, path: str | os.PathLike, ti
         styles = {names["kl"]: "", names["mi_plus_md"]: (4, 2), names["mi"]: (1, 2), names["md"]: (1, 2)}
         sns.lineplot(data=top, x="epoch", y="nats", hue="quantity", style="quantity", dashes=styles,
                      errorbar="sd", ax=ax1, palette=sns.color_palette("colorblind", 4))
+        monitored = _monte_carlo_monitor(log_frame)
+        if monitored is not None:   # training-time monitoring on: the ground truth, per monitored epoch
+            for col, label, color in (("mon_mi_mc", "MI (Monte Carlo, S = monitored N)", "black"),
+                                      ("mon_md_mc", "MD (Monte Carlo)", "0.45")):
+                ax1.plot(monitored.index, monitored[col], "o--", color=color, ms=4, lw=1, label=label)
         ax1.set_ylabel("nats per sample")
-        ax1.set_title("Mean KL vs its decomposition MI + MD")
+        ax1.set_title("Mean KL vs its decomposition MI + MD" +
+                      (" — softmax lines per epoch, Monte Carlo markers" if monitored is not None else ""))
         ax1.legend(title=None, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         sns.lineplot(data=bottom, x="epoch", y="nats", hue="quantity", errorbar="sd", ax=ax2,
                      palette=sns.color_palette("colorblind", 6)[4:6])
@@ -155,6 +161,14 @@ def figure_kl_decomposition(log_frame: pd.DataFrame, path: str | os.PathLike, ti
         fig.suptitle(title or "Figure 3: KL divergence = mutual information + marginal divergence (training set)")
         fig.tight_layout()
     _save(fig, path)
+
+
+def _monte_carlo_monitor(log_frame: pd.DataFrame) -> pd.DataFrame | None:
+    """Per monitored epoch, the mean over runs of the Monte Carlo MI / MD that training-time
+    monitoring (``training.monitor_every``) logged; None when the log has none."""
+    if "mon_mi_mc" not in log_frame.columns or log_frame["mon_mi_mc"].isna().all():
+        return None
+    return log_frame.dropna(subset=["mon_mi_mc"]).groupby("epoch")[["mon_mi_mc", "mon_md_mc"]].mean()
 
 
 def _load_entry(entry) -> tuple[Any, dict]:

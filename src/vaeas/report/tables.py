@@ -22,6 +22,11 @@ from ..io import atomic_path, write_text
 METRICS = ("nll_test", "kl_test", "au", "nll_train", "kl_train", "mi", "md", "sc")
 #: Metrics shown per table. Table 1 of the paper has only AU; ours adds KL_test and NLL_test.
 TABLE_METRICS = {1: ("au", "kl_test", "nll_test"), 2: METRICS, 3: METRICS}
+#: Our checks of the softmax estimates (beyond the paper, issue 10): the Monte Carlo MI / MD over
+#: all N training posteriors and the estimates of a classifier refit on the frozen final
+#: posteriors (vaeas.refit). No paper value; shown in Tables 2/3 when any run has them.
+CHECKS = ("mi_mc", "md_mc", "refit_mi", "refit_md")
+CHECK_LABELS = {"mi_mc": "MI_MC", "md_mc": "MD_MC", "refit_mi": "MI_refit", "refit_md": "MD_refit"}
 #: Column headers of the Markdown tables.
 METRIC_LABELS = {"nll_test": "NLL_test", "kl_test": "KL_test", "au": "AU", "nll_train": "NLL_train",
                  "kl_train": "KL_train", "mi": "MI", "md": "MD", "sc": "SC"}
@@ -117,7 +122,7 @@ def _normalise_row(table: int, row: Mapping) -> dict:
     out = {"method": method, "alpha": alpha, "beta": beta, "decoder_layers": layers,
            "seed": row.get("seed"), "dataset": row.get("dataset"),
            "log_n": _num(row.get("log_n")), "label_count": _num(row.get("label_count"))}
-    out.update({m: _num(row.get(m)) for m in METRICS})
+    out.update({m: _num(row.get(m)) for m in (*METRICS, *CHECKS)})
     out["key"] = _config_key(table, method, alpha, beta, layers)
     return out
 
@@ -136,11 +141,12 @@ def build_table(table: int, rows: Sequence[Mapping]) -> pd.DataFrame:
     if table == 1:
         norm = [r for r in norm if r["method"] == "vae"]
     ours = pd.DataFrame(norm, columns=["key", "method", "alpha", "beta", "decoder_layers", "seed", "dataset",
-                                       "log_n", "label_count", *METRICS])
+                                       "log_n", "label_count", *METRICS, *CHECKS])
     datasets = sorted({str(d) for d in ours["dataset"].dropna()})
     if len(datasets) > 1:
         raise ValueError(f"Table {table}: rows of several data sets ({', '.join(datasets)}); pass one data set's rows")
     metrics = TABLE_METRICS[table]
+    checks = CHECKS if table != 1 else ()
 
     agg_rows = []
     for key, group in ours.groupby("key", sort=False):
@@ -154,14 +160,14 @@ def build_table(table: int, rows: Sequence[Mapping]) -> pd.DataFrame:
         rec = {"key": key, "method": first["method"], "alpha": first["alpha"], "beta": first["beta"],
                "decoder_layers": first["decoder_layers"], "n_seeds": len(group),
                "log_n": group["log_n"].mean(), "label_count": group["label_count"].mean()}
-        for m in metrics:
+        for m in (*metrics, *checks):
             values = group[m].dropna()
             rec[f"{m}_mean"] = values.mean() if len(values) else math.nan
             rec[f"{m}_sd"] = values.std(ddof=1) if len(values) > 1 else math.nan
         agg_rows.append(rec)
     agg = pd.DataFrame(agg_rows, columns=["key", "method", "alpha", "beta", "decoder_layers", "n_seeds",
                                           "log_n", "label_count",
-                                          *[f"{m}_{s}" for m in metrics for s in ("mean", "sd")]])
+                                          *[f"{m}_{s}" for m in (*metrics, *checks) for s in ("mean", "sd")]])
 
     paper = paper_values(table)
     paper["key"] = [_config_key(table, r.method, r.alpha, r.beta, r.decoder_layers) for r in paper.itertuples()]
@@ -186,7 +192,8 @@ def build_table(table: int, rows: Sequence[Mapping]) -> pd.DataFrame:
     merged["config"] = [_config_label(table, r.method, r.alpha, r.beta, r.decoder_layers) for r in merged.itertuples()]
     keys = ["decoder_layers"] if table == 1 else ["method", "alpha", "beta", "decoder_layers"]
     cols = ["config", *keys, "n_seeds", "in_paper", "log_n", "label_count",
-            *[f"{m}_{s}" for m in metrics for s in ("mean", "sd", "paper", "delta")]]
+            *[f"{m}_{s}" for m in metrics for s in ("mean", "sd", "paper", "delta")],
+            *[f"{m}_{s}" for m in checks for s in ("mean", "sd")]]
     if datasets and not same_data(datasets[0], TABLE_DATASETS[table]):
         cols = [c for c in cols if not c.endswith("_delta")]    # no Δ across data sets (see CELL_LEGEND_NO_DELTA)
     out = merged[cols].reset_index(drop=True)
@@ -261,11 +268,13 @@ def format_table(df: pd.DataFrame) -> str:
         keys = lambda r: ["VAE" if r["method"] == "vae" else "VAE-AS",  # noqa: E731
                           "—" if r["method"] == "vae" else f"{r['alpha']:g}",
                           "—" if r["method"] == "vae" else f"{r['beta']:g}"]
-    headers += [METRIC_LABELS[m] for m in metrics]
+    checks = [m for m in CHECKS if f"{m}_mean" in df.columns and df[f"{m}_mean"].notna().any()]
+    headers += [METRIC_LABELS[m] for m in metrics] + [CHECK_LABELS[m] for m in checks]
     body = []
     for _, r in df.iterrows():
         cells = [format_cell(r[f"{m}_mean"], r[f"{m}_sd"], r[f"{m}_paper"], r.get(f"{m}_delta", math.nan), m)
                  for m in metrics]
+        cells += [format_cell(r[f"{m}_mean"], r[f"{m}_sd"], math.nan, math.nan, m) for m in checks]
         body.append([*keys(r), str(int(r["n_seeds"])), *cells])
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
 
@@ -279,6 +288,10 @@ def write_table(df: pd.DataFrame, csv_path: str | os.PathLike, md_path: str | os
     legend = (CELL_LEGEND if same_data(ours, TABLE_DATASETS[table]) else
               CELL_LEGEND_NO_DELTA.format(ours=ours, paper=TABLE_DATASETS[table]))
     caption = f"**{table_title(df, table)}.** {legend}"
+    if any(f"{m}_mean" in df.columns and df[f"{m}_mean"].notna().any() for m in CHECKS):
+        caption += (" Beyond the paper: MI_MC / MD_MC are Monte Carlo estimates over all N training "
+                    "posteriors (what the softmax MI / MD estimate); MI_refit / MD_refit come from a "
+                    "classifier refit to convergence on the frozen final posteriors (docs/regime.md).")
     write_text(md_path, f"{caption}\n\n{format_table(df)}\n")
 
 
