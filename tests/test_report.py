@@ -578,3 +578,14 @@ def test_figure3_draws_the_monte_carlo_monitor_when_the_log_has_it(tmp_path):
     assert list(mon.index) == sorted(log.loc[every_other, "epoch"].unique())
     R.figure_kl_decomposition(log, tmp_path / "fig3.png")
     assert (tmp_path / "fig3.png").stat().st_size > 0
+
+
+def test_caught_up_claims_compare_softmax_with_monte_carlo_and_refit():
+    close = R.build_table(2, [metrics_row(mi=10.7, mi_mc=10.8, refit_mi=10.75)])
+    far = R.build_table(2, [metrics_row(mi=7.0, mi_mc=10.8, refit_mi=10.7)])
+    none = R.build_table(2, [metrics_row(mi=7.0)])
+    get = lambda df, cid: by_id(R.claims._table_claims(2, df))[cid]  # noqa: E731
+    assert get(close, "T2-softmax-vs-MC").passed is True and get(close, "T2-refit").passed is True
+    assert get(far, "T2-softmax-vs-MC").passed is False and get(far, "T2-refit").passed is False
+    assert "|Δ| = 3.80" in get(far, "T2-softmax-vs-MC").evidence
+    assert get(none, "T2-softmax-vs-MC").passed is None and get(none, "T2-refit").paper_passed is None
