@@ -48,14 +48,32 @@ def plot(runs: pd.DataFrame, names: list[str], out: Path, title: str) -> None:
     plt.close(fig)
 
 
+def summary(runs: pd.DataFrame, names: list[str]) -> str:
+    """The last monitored row of each run as a Markdown table (docs/regime.md's lever table)."""
+    from tabulate import tabulate
+
+    rows = []
+    for name in names:
+        r = runs[runs.name == name].sort_values("steps").iloc[-1]
+        rows.append([name, int(r.steps), f"{r.seconds:.0f} (load {r.load:.1f})", f"{r.nll_train:.1f}",
+                     f"{r.kl_train:.2f}", f"{r.mi:.2f}", f"{r.mi_mc:.2f}", f"{r.log_n:.2f}", f"{r.sc:.2f}",
+                     f"{r.nll_test_iw64:.1f}", int(r.au)])
+    return tabulate(rows, headers=["run", "steps", "train s", "NLL_train", "KL_train", "MI softmax", "MI MC",
+                                   "log N", "SC", "NLL_test (k=64)", "AU"], tablefmt="github", disable_numparse=True)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--csv", default="docs/regime/runs.csv")
-    p.add_argument("--group", required=True, help="output name: docs/regime/<group>.png")
+    p.add_argument("--group", default="", help="output name: docs/regime/<group>.png")
     p.add_argument("--title", default="")
+    p.add_argument("--table", action="store_true", help="print the last row of each run as Markdown instead")
     p.add_argument("names", nargs="+")
     a = p.parse_args(argv)
     runs = pd.read_csv(a.csv)
+    if a.table:
+        print(summary(runs, a.names))
+        return
     out = Path(a.csv).with_name(f"{a.group}.png")
     plot(runs, a.names, out, a.title or a.group)
     print(f"wrote {out}")
