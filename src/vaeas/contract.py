@@ -14,7 +14,7 @@ other section for training, so a key added to any section is tracked without lis
 * ``run`` — run id, profile, experiment, name, seed, data set, objective, α, β, Monte Carlo;
 * ``train`` — what determines the model (data, model, labels, training, and any new section);
 * ``evaluate`` — what determines the metrics of a given model (evaluation);
-* ``fetch`` — where raw files come from (:data:`FETCH_KEYS`), which changes no result;
+* ``inert`` — keys that cannot change this run's outputs (:func:`inert_keys`), kept for the record;
 * ``set`` — the command line's overrides, as given (a record, read by nothing).
 """
 
@@ -36,6 +36,18 @@ EVALUATE_SECTIONS = ("evaluation",)
 #: Keys that only say where raw files come from (each is verified against a pinned hash, so they
 #: never change the processed data): no training or evaluation depends on them.
 FETCH_KEYS = ("data.mirror", "data.lock_file")
+
+
+def inert_keys(run: Run) -> tuple[str, ...]:
+    """Keys (``section.key``, or a whole ``section``) that cannot change this run's outputs: where
+    raw files come from, the Omniglot source for another data set, the labels and the
+    classifier's learning rate for the VAE baseline (which has no classifier)."""
+    keys = list(FETCH_KEYS)
+    if run.dataset != "omniglot":
+        keys.append("data.omniglot_source")
+    if run.objective == "vae":
+        keys += ["labels", "training.classifier_lr"]
+    return tuple(keys)
 #: Top-level groups of config.json each stage's outputs depend on.
 TRAIN_KEYS = ("run", "train")
 EVALUATE_KEYS = ("run", "train", "evaluate")
@@ -55,10 +67,13 @@ def resolved(cfg: Config, run: Run, seed: int, cli_overrides: list[str] | None =
     experiment's) ``set:`` applied, then ``cli_overrides`` (which win)."""
     run_cfg = config_for(cfg, run, parse_overrides(cli_overrides or []))
     sections = {k: v for k, v in run_cfg.to_dict().items() if k not in ("profile", "experiments")}
-    fetch: dict = {}
-    for dotted in FETCH_KEYS:
-        section, key = dotted.split(".")
-        fetch.setdefault(section, {})[key] = sections[section].pop(key)
+    inert: dict = {}
+    for dotted in inert_keys(run):
+        section, _, key = dotted.partition(".")
+        if key:
+            inert.setdefault(section, {})[key] = sections[section].pop(key)
+        else:
+            inert[section] = sections.pop(section)
     return {
         "format": FORMAT,
         "run": {"run_id": run_id(run, seed), "profile": cfg.profile, "experiment": run.experiment,
@@ -66,7 +81,7 @@ def resolved(cfg: Config, run: Run, seed: int, cli_overrides: list[str] | None =
                 "alpha": run.alpha, "beta": run.beta, "monte_carlo": run.monte_carlo},
         "train": {k: v for k, v in sections.items() if k not in EVALUATE_SECTIONS},
         "evaluate": {k: v for k, v in sections.items() if k in EVALUATE_SECTIONS},
-        "fetch": fetch,
+        "inert": inert,
         "set": list(cli_overrides or []),
     }
 
@@ -91,6 +106,9 @@ def write_run_configs(cfg: Config, cli_overrides: list[str] | None = None) -> li
     """Write every run's config.json of the profile (only those whose content changed); returns
     the paths written."""
     written = []
+    whole = f"runs/{cfg.profile}/{CONFIG_FILE}"
+    if write_if_changed(whole, dumps({"format": FORMAT + "-profile", **cfg.to_dict(), "set": list(cli_overrides or [])})):
+        written.append(whole)
     for run in runs(cfg):
         for seed in seeds(cfg):
             path = config_path(cfg, run, seed)
@@ -125,7 +143,7 @@ def load(path: str | os.PathLike):
 
     content = read(path)
     merged = {**content["train"], **content["evaluate"]}
-    for section, values in (content.get("fetch") or {}).items():
+    for section, values in (content.get("inert") or {}).items():
         merged[section] = {**merged.get(section, {}), **values}
     unknown = sorted(set(merged) - set(SECTIONS))
     if unknown:

@@ -5,6 +5,7 @@ import sys
 
 from snakemake.utils import validate
 
+from vaeas import contract as CONTRACT
 from vaeas import experiments as EXPS
 from vaeas import pipeline as PIPE
 from vaeas.config import schema_path
@@ -20,6 +21,21 @@ try:
 except VaeasError as exc:
     sys.exit(f"vaeas: error: {exc}")
 validate({k: v for k, v in config.items() if k != "profile"}, schema=str(schema_path()))
+
+# The contract (docs/decisions.md, D22): every run's resolved config.json, rewritten only when
+# its content changes. Rules read the groups of it their outputs depend on as `params`, so a rerun
+# follows the content of the resolved configuration, never the clock of params.yaml.
+CONTRACT.write_run_configs(CFG)
+CODE = {kind: PIPE.code_digest(kind) for kind in PIPE.CODE}
+
+
+def run_config(wildcards):
+    return EXPS.run_file_pattern(CONTRACT.CONFIG_FILE).format(**dict(wildcards.items()))
+
+
+def contract_part(keys):
+    return lambda wc: CONTRACT.part(run_config(wc), keys)
+
 
 SEEDS = EXPS.seeds(CFG)
 RUNS = {(r.experiment, r.name): r for r in EXPS.runs(CFG)}
