@@ -169,3 +169,57 @@ def test_new_keys_flow_into_the_contract_without_listing_them(tmp_path, monkeypa
     written = contract.write_run_configs(load_config("params.yaml"))
     assert len(written) == 4
     assert contract.part(written[1], contract.EVALUATE_KEYS)["evaluate"]["evaluation"]["au_threshold"] == 0.02
+
+
+# --------------------------------------------------------------------------------------------
+# End to end: an edit of each section reruns exactly its dependent outputs, in both tools
+
+#: (key, value, training jobs, evaluation jobs): what each edit must rebuild (of the 3 runs).
+EDITS = [
+    ("data.omniglot_source", "lake", set(), set()),                               # data: nothing on digits
+    ("labels.seed", 7, {"a1_b1", "a1_b5"}, {"a1_b1", "a1_b5"}),                   # labels: not the VAE
+    ("evaluation.iw_samples", 2, set(), set(RUNS)),                               # evaluation: no training
+    ("experiments.table2.runs.a1_b5.beta", 4.0, {"a1_b5"}, {"a1_b5"}),            # experiments: one run
+    ("profiles.t.training.epochs", 1, set(RUNS), set(RUNS)),                      # training, via the profile
+    ("training.epochs", 3, set(), set()),                                         # a base key the profile overrides
+    ("profiles.t.model.hidden_units", 8, set(RUNS), set(RUNS)),                   # model
+]
+
+
+@pytest.mark.slow
+def test_each_edit_reruns_exactly_its_dependents_with_snakemake_and_dvc(tmp_path):
+    snake = make_project(tmp_path, "snake")
+    dvcp = make_project(tmp_path, "dvc")
+    sh([str(BIN / "vaeas"), "dvc-yaml"], dvcp)
+    sh([str(BIN / "dvc"), "init", "--no-scm", "-q"], dvcp)
+    sh([str(BIN / "snakemake"), "--cores", "2", "--quiet"], snake)
+    assert dvc_ran(sh([str(BIN / "dvc"), "repro"], dvcp))
+    assert snakemake_jobs(snake) == {}
+    assert dvc_ran(sh([str(BIN / "dvc"), "repro"], dvcp)) == set()
+    for key, value, trained, evaluated in EDITS:
+        for proj in (snake, dvcp):
+            edit(proj, key, value)
+        jobs = snakemake_jobs(snake)
+        assert jobs.get("train", 0) == len(trained) and jobs.get("evaluate", 0) == len(evaluated), (key, jobs)
+        sh([str(BIN / "snakemake"), "--cores", "2", "--quiet"], snake)
+        ran = dvc_ran(sh([str(BIN / "dvc"), "repro"], dvcp))
+        assert {s.split("-")[1] for s in ran if s.startswith("train@")} == trained, (key, ran)
+        assert {s.split("-")[1] for s in ran if s.startswith("evaluate@")} == evaluated, (key, ran)
+        assert bool(ran) == bool(evaluated), (key, ran)       # no edit that changes nothing reruns a table
+        if key != "training.epochs":          # the new value is what the run records
+            for proj in (snake, dvcp):
+                content = contract.read(proj / "runs/t/table2/a1_b1/seed0/config.json")
+                section, name = key.split(".")[-2:]
+                recorded = {**content["train"], **content["evaluate"], **content["inert"]}.get(section, {})
+                assert key.startswith("experiments") or recorded[name] == value, (key, recorded)
+    assert metrics(snake, "a1_b1")["iw_samples"] == metrics(dvcp, "a1_b1")["iw_samples"] == 2
+    assert metrics(dvcp, "a1_b5")["beta"] == 4.0
+    # After each tool ran, the other has nothing left to do for the runs it built itself.
+    assert snakemake_jobs(snake) == {}
+    assert dvc_ran(sh([str(BIN / "dvc"), "repro"], dvcp)) == set()
+    # Switching the profile: Snakemake builds the other profile; DVC stops before any job.
+    for proj in (snake, dvcp):
+        edit(proj, "profile", "u")
+    out = sh([str(BIN / "dvc"), "repro"], dvcp, ok=False)
+    assert "does not describe profile 'u'" in out and dvc_ran(out) == set()
+    assert snakemake_jobs(snake)["train"] == 2

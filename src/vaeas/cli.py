@@ -102,14 +102,13 @@ def _model_and_meta(args):
     trained with its training sections."""
     from . import contract
     from .evaluation import load_for_eval
-    from .training import run_fingerprint
 
     model, meta = load_for_eval(args.model, args.device)
     path = args.config or str(Path(args.model).with_name(contract.CONFIG_FILE))
     if not args.config and not os.path.exists(path):
         return model, meta, None       # a model outside the grid: its own recorded settings
     cfg, spec, run = contract.load(path)
-    if meta.get("fingerprint") != run_fingerprint(cfg, spec):
+    if spec != meta["spec"] or not contract.trained_with(path, meta.get("config", {})):
         raise VaeasError(f"{args.model} was not trained with the configuration of {path}; rerun 'vaeas train --config {path}'")
     return model, {**meta, "cfg": cfg, "spec": spec}, run["run_id"]
 

@@ -153,3 +153,11 @@ def load(path: str | os.PathLike):
     spec = RunSpec(run["dataset"], run["objective"], float(run["alpha"]), float(run["beta"]), int(run["seed"]))
     spec.validate()
     return cfg, spec, run
+
+
+def trained_with(path: str | os.PathLike, model_config: dict) -> bool:
+    """Was a model whose recorded configuration is ``model_config`` (its ``Config.to_dict()``)
+    trained with the ``train`` group of this config.json? Inert keys are not compared."""
+    train = read(path)["train"]
+    return all(model_config.get(section, {}).get(key, object()) == value
+               for section, values in train.items() for key, value in values.items())
