@@ -223,3 +223,58 @@ def test_each_edit_reruns_exactly_its_dependents_with_snakemake_and_dvc(tmp_path
     out = sh([str(BIN / "dvc"), "repro"], dvcp, ok=False)
     assert "does not describe profile 'u'" in out and dvc_ran(out) == set()
     assert snakemake_jobs(snake)["train"] == 2
+
+
+# --------------------------------------------------------------------------------------------
+# Reruns follow content, not clocks; no finished model is thrown away
+
+@pytest.mark.slow
+def test_processed_data_rebuilt_touched_or_damaged_retrains_nothing(tmp_path):
+    """Damaging data/processed/digits.npz made Snakemake start every training (which failed,
+    deleting the finished models); deleting it (rebuilt byte for byte) rescheduled them all."""
+    params = json.loads(json.dumps(TINY))
+    params["profiles"]["t"]["training"]["epochs"] = 1
+    snake = make_project(tmp_path, "snake", params)
+    sh([str(BIN / "snakemake"), "--cores", "2", "--quiet"], snake)
+    npz = snake / "data/processed/digits.npz"
+    good = npz.read_bytes()
+    npz.write_bytes(good[:-100])                                   # damaged
+    assert snakemake_jobs(snake) == {}
+    assert npz.read_bytes() == good                                # rebuilt before any job
+    npz.unlink()                                                   # deleted
+    assert snakemake_jobs(snake) == {}
+    os.utime(npz)                                                  # touched
+    assert snakemake_jobs(snake) == {}
+    dvcp = make_project(tmp_path, "dvc", params)
+    sh([str(BIN / "vaeas"), "dvc-yaml"], dvcp)
+    sh([str(BIN / "dvc"), "init", "--no-scm", "-q"], dvcp)
+    sh([str(BIN / "dvc"), "repro"], dvcp)
+    npz = dvcp / "data/processed/digits.npz"
+    npz.write_bytes(good[:-100])
+    out = sh([str(BIN / "dvc"), "repro"], dvcp)
+    # detected by its hash and rebuilt (or checked out of DVC's run cache), and no training
+    assert npz.read_bytes() == good and dvc_ran(out) <= {"process-digits"}, out
+
+
+def test_a_finished_model_is_kept_and_restored_when_its_configuration_comes_back(tmp_path, monkeypatch):
+    """Both tools delete a job's outputs before rerunning it; train keeps a second name for the
+    finished model and restores it (with its log) when asked for the same configuration again."""
+    params = json.loads(json.dumps(TINY))
+    params["profiles"]["t"]["training"]["epochs"] = 1
+    proj, cfg = _project_configs(tmp_path, params)
+    monkeypatch.chdir(proj)
+    assert main(["resolve"]) == 0 and main(["process", "digits"]) == 0
+    conf = "runs/t/table2/vae/seed0/config.json"
+    model, log = Path("runs/t/table2/vae/seed0/model.pt"), Path("runs/t/table2/vae/seed0/model.log.csv")
+    assert main(["train", "--config", conf, "--quiet"]) == 0
+    first, first_log = model.read_bytes(), log.read_text()
+    model.unlink(), log.unlink()                                    # what a tool does before a rerun
+    edit(proj, "profiles.t.training.epochs", 2)
+    assert main(["resolve"]) == 0
+    assert main(["train", "--config", conf, "--quiet"]) == 0       # another configuration: trained anew
+    assert model.read_bytes() != first
+    model.unlink(), log.unlink()
+    edit(proj, "profiles.t.training.epochs", 1)
+    assert main(["resolve"]) == 0
+    assert main(["train", "--config", conf, "--quiet"]) == 0       # back: restored, not retrained
+    assert model.read_bytes() == first and log.read_text() == first_log

@@ -26,6 +26,12 @@ validate({k: v for k, v in config.items() if k != "profile"}, schema=str(schema_
 # its content changes. Rules read the groups of it their outputs depend on as `params`, so a rerun
 # follows the content of the resolved configuration, never the clock of params.yaml.
 CONTRACT.write_run_configs(CFG)
+# A processed file built before and now missing or damaged (its recorded sha256) is rebuilt here,
+# byte for byte, before any job is scheduled; jobs read it as ancient(): its bytes, not its clock.
+from vaeas.data import repair_processed
+
+for _dataset in PIPE.datasets(CFG):
+    repair_processed(_dataset, CFG.data)
 CODE = {kind: PIPE.code_digest(kind) for kind in PIPE.CODE}
 
 

@@ -5,7 +5,7 @@
 rule evaluate:
     input:
         model=EXPS.run_file_pattern(EXPS.MODEL_FILE),
-        data=lambda wc: PIPE.processed_input(CFG, run_of(wc).dataset),
+        data=lambda wc: ancient(PIPE.processed_input(CFG, run_of(wc).dataset)),
         config=ancient(EXPS.run_file_pattern(CONTRACT.CONFIG_FILE)),
     output:
         EXPS.run_file_pattern(EXPS.METRICS_FILE),
@@ -24,7 +24,7 @@ rule evaluate:
 rule mc_estimate:
     input:
         model=EXPS.run_file_pattern(EXPS.MODEL_FILE),
-        data=lambda wc: PIPE.processed_input(CFG, run_of(wc).dataset),
+        data=lambda wc: ancient(PIPE.processed_input(CFG, run_of(wc).dataset)),
         config=ancient(EXPS.run_file_pattern(CONTRACT.CONFIG_FILE)),
     output:
         EXPS.run_file_pattern(EXPS.MC_FILE),

@@ -5,7 +5,7 @@
 
 rule train:
     input:
-        data=lambda wc: PIPE.processed_input(CFG, run_of(wc).dataset),
+        data=lambda wc: ancient(PIPE.processed_input(CFG, run_of(wc).dataset)),
         config=ancient(EXPS.run_file_pattern(CONTRACT.CONFIG_FILE)),
     output:
         model=EXPS.run_file_pattern(EXPS.MODEL_FILE),
