@@ -161,6 +161,8 @@ def make_project(tmp: Path, name: str) -> Path:
     proj.mkdir()
     shutil.copy(REPO / "Snakefile", proj)
     shutil.copytree(REPO / "workflow", proj / "workflow")
+    # DVC stages depend on the package code they run.
+    shutil.copytree(REPO / "src" / "vaeas", proj / "src" / "vaeas", ignore=shutil.ignore_patterns("__pycache__"))
     (proj / "params.yaml").write_text(yaml.safe_dump(PROJECT, sort_keys=False))
     return proj
 
@@ -269,7 +271,7 @@ def test_dvc_repro_killed_mid_run_then_rerun_gives_the_same_outputs(serial_refer
     sh([str(BIN / "dvc"), "init", "--no-scm", "-q"], proj)
     # The four training stages (and the processing they need): DVC runs one stage at a time,
     # so the evaluations would only add time, not interruptions.
-    stages = [f"train-table2-{run}-s{seed}" for run in ("vae", "a1_b1") for seed in (0, 1)]
+    stages = [f"train@table2-{run}-s{seed}" for run in ("vae", "a1_b1") for seed in (0, 1)]
     proc = subprocess.Popen([str(BIN / "dvc"), "repro", *stages], cwd=proj, env=ENV, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_a_checkpoint(proj, proc)
@@ -292,7 +294,7 @@ def test_no_two_jobs_write_one_path(profile):
     owner: dict[str, str] = {}
     for stage in pipeline.stages(cfg, pipeline.load_raw(REPO / "params.yaml")):
         written = list(stage.outs)
-        if stage.name.startswith("train-"):
+        if stage.name.startswith("train@"):
             written += [f"{o}.ckpt" for o in stage.outs if o.endswith(".pt")]
         for path in written:
             assert path not in owner, f"{path} is written by {owner[path]} and {stage.name}"

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from . import __version__, package_versions
+from .config import parse_overrides
 from .errors import VaeasError, describe_os_error
 
 
@@ -43,32 +45,134 @@ def cmd_process(args) -> None:
     data.process(args.dataset, cfg.data)
 
 
-def cmd_train(args) -> None:
-    from . import experiments
-    from .training import RunSpec, train
+def cmd_resolve(args) -> None:
+    from . import contract, experiments
 
     cfg = _config(args)
-    if args.run:
+    experiments.validate(cfg)
+    if args.dvc_yaml:
+        # The guard stage of dvc.yaml: stop before any job when dvc.yaml no longer describes
+        # the profile's grid (profile switched, runs or seeds added or removed).
+        _check_dvc_yaml(cfg, args.params, args.dvc_yaml)
+    written = contract.write_run_configs(cfg, args.overrides)
+    total = len(experiments.runs(cfg)) * len(experiments.seeds(cfg))
+    print(f"vaeas: profile '{cfg.profile}': {total} run configurations, {len(written)} changed")
+
+
+def _check_dvc_yaml(cfg, params: str, path: str) -> None:
+    from .pipeline import dvc_yaml, load_raw
+
+    current = open(path).read() if os.path.exists(path) else ""
+    if current != dvc_yaml(cfg, load_raw(params)):
+        raise VaeasError(f"{path} does not describe profile '{cfg.profile}' of {params} (profile, runs or seeds changed); "
+                         f"run 'vaeas dvc-yaml' then 'dvc repro' again")
+
+
+def cmd_train(args) -> None:
+    from . import contract, experiments
+    from .training import RunSpec, train
+
+    if args.config:
+        if args.run or args.dataset or args.overrides or args.profile:
+            raise VaeasError("--config carries the whole run configuration: give it without --run, --dataset, --profile or --set")
+        cfg, spec, run = contract.load(args.config)
+        out = args.out or str(Path(args.config).with_name(experiments.MODEL_FILE))
+    elif args.run:
         if args.dataset:
             raise VaeasError("give either --run or --dataset, not both")
+        cfg = _config(args)
         run = experiments.resolve(cfg, args.run)
-        cfg = experiments.config_for(cfg, run)
-        spec = RunSpec(run.dataset, run.objective, run.alpha, run.beta, args.seed)
+        # The command line's --set wins over the run's (and its experiment's) own set:.
+        cfg = experiments.config_for(cfg, run, parse_overrides(args.overrides))
+        spec, out = RunSpec(run.dataset, run.objective, run.alpha, run.beta, args.seed), args.out
     elif args.dataset:
-        spec = RunSpec(args.dataset, args.objective, args.alpha, args.beta, args.seed)
+        cfg = _config(args)
+        spec, out = RunSpec(args.dataset, args.objective, args.alpha, args.beta, args.seed), args.out
     else:
-        raise VaeasError("give --run EXPERIMENT.RUN (from params.yaml) or --dataset")
+        raise VaeasError("give --config runs/.../config.json, --run EXPERIMENT.RUN (from params.yaml) or --dataset")
+    if not out:
+        raise VaeasError("give --out MODEL.pt")
     spec.validate()
-    path = train(cfg, spec, args.out, progress=not args.quiet)
+    if args.config and _restore_kept(args.config, out):
+        print(f"vaeas: {out}: restored the model already trained with this configuration ({out}.kept)")
+        return
+    path = train(cfg, spec, out, progress=not args.quiet)
+    if args.config:
+        _keep(args.config, out)
     print(f"vaeas: wrote {path}")
 
 
-def cmd_evaluate(args) -> None:
-    from .evaluation import evaluate, load_for_eval
-    from .io import write_json
+def _kept_record(config: str) -> str:
+    """What a kept model must match to be restored: the run's train group and the training code."""
+    import json
+
+    from . import contract
+    from .pipeline import code_digest
+
+    package = Path(__file__).resolve().parent
+    return json.dumps({"train": contract.part(config, contract.TRAIN_KEYS),
+                       "code": code_digest("train", root=package.parent.parent)
+                       if (package.parent.parent / "src" / "vaeas").is_dir() else str(package)}, sort_keys=True)
+
+
+def _keep(config: str, out: str) -> None:
+    """A second name (hard link) for a finished model, which neither Snakemake nor DVC deletes
+    before rerunning the job: a rerun that then fails loses no finished model."""
+    from .io import write_text
+
+    kept = Path(out + ".kept")
+    kept.unlink(missing_ok=True)
+    try:
+        os.link(out, kept)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(out, kept)
+    write_text(out + ".kept.json", _kept_record(config))
+
+
+def _restore_kept(config: str, out: str) -> bool:
+    """Put back the kept model when it was trained with exactly this configuration and code
+    (its log is rebuilt from the history inside it)."""
+    from .training import load_model, write_log_csv
+
+    kept, record = Path(out + ".kept"), Path(out + ".kept.json")
+    if Path(out).exists() or not kept.is_file() or not record.is_file() or record.read_text() != _kept_record(config):
+        return False
+    try:
+        _, meta = load_model(kept)
+    except VaeasError:
+        return False
+    write_log_csv(meta["history"], Path(out).with_name(Path(out).stem + ".log.csv"))
+    os.link(kept, out)
+    return True
+
+
+def _model_and_meta(args):
+    """The model and its metadata; with a run configuration (``--config``, or config.json beside
+    the model) the settings come from it, never from the model file, and the model must have been
+    trained with its training sections."""
+    from . import contract
+    from .evaluation import load_for_eval
 
     model, meta = load_for_eval(args.model, args.device)
+    path = args.config or str(Path(args.model).with_name(contract.CONFIG_FILE))
+    if not args.config and not os.path.exists(path):
+        return model, meta, None       # a model outside the grid: its own recorded settings
+    cfg, spec, run = contract.load(path)
+    if spec != meta["spec"] or not contract.trained_with(path, meta.get("config", {})):
+        raise VaeasError(f"{args.model} was not trained with the configuration of {path}; rerun 'vaeas train --config {path}'")
+    return model, {**meta, "cfg": cfg, "spec": spec}, run["run_id"]
+
+
+def cmd_evaluate(args) -> None:
+    from .evaluation import evaluate
+    from .io import write_json
+
+    model, meta, run_id = _model_and_meta(args)
     row = evaluate(model, meta, args.data_root, progress=not args.quiet)
+    if run_id is not None:
+        row["run_id"] = run_id
     write_json(args.out, row)
     cols = ("nll_test", "kl_test", "au", "nll_train", "kl_train", "mi", "md", "sc")
     print("  ".join(f"{c}={row[c]:.2f}" for c in cols if c in row))
@@ -77,11 +181,13 @@ def cmd_evaluate(args) -> None:
 def cmd_mc_estimate(args) -> None:
     import pandas as pd
 
-    from .evaluation import load_for_eval, monte_carlo
+    from .evaluation import monte_carlo
     from .io import atomic_path
 
-    model, meta = load_for_eval(args.model, args.device)
+    model, meta, run_id = _model_and_meta(args)
     frame = pd.DataFrame(monte_carlo(model, meta, args.data_root))
+    if run_id is not None:
+        frame.insert(0, "run_id", run_id)
     with atomic_path(args.out) as tmp:
         frame.to_csv(tmp, index=False)
     print(frame.groupby("size")[["mi", "md"]].agg(["mean", "std"]).to_string())
@@ -142,6 +248,8 @@ def cmd_check(args) -> None:
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model file written by 'vaeas train'")
+    p.add_argument("--config", default=None,
+                   help="the run's config.json (default: config.json beside the model, if any; else the model's own settings)")
     p.add_argument("--out", required=True, help="output file")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--data-root", default=None, help="data root (default: the model's data.root)")
@@ -192,10 +300,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=1.0, help="weight of MI in eq. 3")
     p.add_argument("--beta", type=float, default=1.0, help="weight of MD in eq. 3")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="model file to write (e.g. runs/.../model.pt)")
+    p.add_argument("--config", default=None, help="a run's config.json written by 'vaeas resolve' (the pipeline's way)")
+    p.add_argument("--out", default=None, help="model file to write (default with --config: model.pt beside it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_args(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("resolve", help="write every run's resolved config.json (only those that changed)")
+    p.add_argument("--dvc-yaml", default=None, metavar="PATH", help="first check that PATH (dvc.yaml) describes this profile")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_resolve)
 
     p = sub.add_parser("evaluate", help="every Table 2 column of a trained model -> JSON")
     _add_model_args(p)

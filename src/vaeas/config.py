@@ -233,6 +233,11 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``["section.key=value", ...]`` (values parsed as YAML) as ``{"section.key": value}``."""
+    return {".".join(path): value for path, value in map(_parse_override, overrides)}
+
+
 def with_overrides(cfg: "Config", overrides: Mapping[str, Any], source: str, grid: bool = True) -> "Config":
     """``cfg`` with dotted-key overrides applied, validated again; ``grid=False`` leaves the
     experiment grid out (what checking one run of the grid needs: the grid itself is checked)."""

@@ -104,11 +104,13 @@ def resolve(cfg: Config, run_id: str) -> Run:
     raise VaeasError(f"no run '{run_id}' under 'experiments' in profile '{cfg.profile}' (defined: {known})")
 
 
-def config_for(cfg: Config, run: Run) -> Config:
-    """The profile's config with the run's (and its experiment's) overrides applied."""
-    if not run.overrides:
+def config_for(cfg: Config, run: Run, cli: dict[str, Any] | None = None) -> Config:
+    """The profile's config with the run's (and its experiment's) overrides applied, then
+    ``cli`` (the command line's ``--set``, as dotted keys), which wins over both."""
+    overrides = {**run.overrides, **(cli or {})}
+    if not overrides:
         return cfg
-    return with_overrides(cfg, run.overrides, source=f"params.yaml (run {run.id})")
+    return with_overrides(cfg, overrides, source=f"params.yaml (run {run.id})")
 
 
 def run_params(cfg: Config, run: Run) -> dict:

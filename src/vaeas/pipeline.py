@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from . import contract
 from . import experiments as exps
 from .config import Config
 from .data import catalog as data_paths
@@ -93,63 +94,85 @@ class Stage:
     cmd: str
     deps: list[str]
     outs: list[str]
-    params: list[str] = field(default_factory=list)
+    params: list = field(default_factory=list)        # keys of params.yaml, or {file: [keys]}
+    metrics: list[str] = field(default_factory=list)  # outputs DVC reads as metrics (also in outs)
+    plots: list[str] = field(default_factory=list)    # outputs DVC reads as plots (also in outs)
+    persist: bool = False                             # DVC keeps the outputs while the stage runs
 
 
-def _key_exists(raw: dict, dotted: str) -> bool:
-    node: Any = raw
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
+#: The package code each kind of stage runs (DVC hashes it; Snakemake compares its digest).
+CODE = {
+    "resolve": ["src/vaeas/config.py", "src/vaeas/experiments.py", "src/vaeas/contract.py", "src/vaeas/schemas"],
+    "process": ["src/vaeas/data"],
+    "train": ["src/vaeas/training", "src/vaeas/models.py", "src/vaeas/runtime.py", "src/vaeas/data"],
+    "evaluate": ["src/vaeas/evaluation.py", "src/vaeas/estimators.py", "src/vaeas/metrics.py",
+                 "src/vaeas/models.py", "src/vaeas/runtime.py"],
+    "report": ["src/vaeas/report", "src/vaeas/reference"],
+}
 
 
-def _param_keys(raw: dict, profile: str, keys: list[str]) -> list[str]:
-    """The keys (base and the profile's overrides) that exist in params.yaml: DVC tracks these."""
-    candidates = []
-    for key in keys:
-        candidates += [key, f"profiles.{profile}.{key}"]
-    return [k for k in candidates if _key_exists(raw, k)]
+def code_digest(kind: str, root: str | Path = ".") -> str:
+    """sha256 of the package files a kind of stage runs (Snakemake's rerun trigger for code)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for entry in CODE[kind]:
+        base = Path(root) / entry
+        files = sorted(base.rglob("*")) if base.is_dir() else [base]
+        for f in files:
+            if f.is_file() and "__pycache__" not in f.parts:
+                digest.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()[:16]
 
 
-def stages(cfg: Config, raw: dict) -> list[Stage]:
-    """Every job of the profile; ``raw`` is the parsed params.yaml (for DVC's param keys)."""
+def run_config(cfg: Config, run: exps.Run, seed: int) -> str:
+    return run.path(cfg.profile, seed, contract.CONFIG_FILE)
+
+
+def profile_config_path(cfg: Config) -> str:
+    """The profile's resolved config as a whole (what process and the guard read)."""
+    return f"runs/{cfg.profile}/{contract.CONFIG_FILE}"
+
+
+def stages(cfg: Config, raw: dict | None = None) -> list[Stage]:
+    """Every job of the profile. The first, ``resolve``, checks that dvc.yaml still describes
+    the profile (else stops, naming what to run) and writes every run's config.json; the other
+    stages depend on the groups of it their outputs depend on."""
     p = f"--profile {cfg.profile}"
-    out: list[Stage] = []
+    whole = profile_config_path(cfg)
+    configs = [run_config(cfg, run, s) for run in exps.runs(cfg) for s in exps.seeds(cfg)]
+    out: list[Stage] = [Stage("resolve", "vaeas resolve --dvc-yaml dvc.yaml", ["params.yaml", *CODE["resolve"]],
+                              [whole, *configs], persist=True)]
     for ds in datasets(cfg):
         if ds != "digits":
-            out.append(Stage(f"fetch-{ds}", f"vaeas fetch {ds} {p}", [], [raw_marker(cfg, ds)],
-                             _param_keys(raw, cfg.profile, ["data"])))
-        deps = [] if ds == "digits" else [raw_marker(cfg, ds)]
+            out.append(Stage(f"fetch-{ds}", f"vaeas fetch {ds} {p}", CODE["process"], [raw_marker(cfg, ds)],
+                             [{whole: ["data"]}]))
+        deps = ([] if ds == "digits" else [raw_marker(cfg, ds)]) + CODE["process"]
         out.append(Stage(f"process-{ds}", f"vaeas process {ds} {p}", deps, [processed_input(cfg, ds)],
-                         _param_keys(raw, cfg.profile, ["data"])))
+                         [{whole: ["data"]}]))
     for run in exps.runs(cfg):
-        run_keys = ["model", "labels", "training", f"experiments.{run.experiment}.dataset",
-                    f"experiments.{run.experiment}.set", f"experiments.{run.experiment}.runs.{run.name}"]
         for seed in exps.seeds(cfg):
             tag = f"{run.experiment}-{run.name}-s{seed}"
-            model = run.model_path(cfg.profile, seed)
-            out.append(Stage(f"train-{tag}", f"vaeas train --run {run.id} --seed {seed} --out {model} --quiet {p}",
-                             [processed_input(cfg, run.dataset)], [model, log_path(run, cfg, seed)],
-                             _param_keys(raw, cfg.profile, run_keys)))
+            conf, data = run_config(cfg, run, seed), processed_input(cfg, run.dataset)
+            model, log = run.model_path(cfg.profile, seed), log_path(run, cfg, seed)
+            out.append(Stage(f"train@{tag}", f"vaeas train --config {conf} --quiet", [data, *CODE["train"]],
+                             [model, log], [{conf: list(contract.TRAIN_KEYS)}], plots=[log]))
             metrics = metrics_path(run, cfg, seed)
-            out.append(Stage(f"evaluate-{tag}", f"vaeas evaluate --model {model} --out {metrics} --quiet",
-                             [model, processed_input(cfg, run.dataset)], [metrics],
-                             _param_keys(raw, cfg.profile, ["evaluation"])))
+            out.append(Stage(f"evaluate@{tag}", f"vaeas evaluate --config {conf} --model {model} --out {metrics} --quiet",
+                             [model, data, *CODE["evaluate"]], [metrics], [{conf: list(contract.EVALUATE_KEYS)}],
+                             metrics=[metrics]))
             if run.monte_carlo:
                 mc = mc_path(run, cfg, seed)
-                out.append(Stage(f"mc-{tag}", f"vaeas mc-estimate --model {model} --out {mc} --quiet",
-                                 [model, processed_input(cfg, run.dataset)], [mc],
-                                 _param_keys(raw, cfg.profile, ["evaluation"])))
+                out.append(Stage(f"mc@{tag}", f"vaeas mc-estimate --config {conf} --model {model} --out {mc} --quiet",
+                                 [model, data, *CODE["evaluate"]], [mc], [{conf: list(contract.EVALUATE_KEYS)}]))
     for n in tables(cfg):
-        out.append(Stage(f"table{n}", f"vaeas table {n} {p}", table_inputs(cfg, n),
+        out.append(Stage(f"table{n}", f"vaeas table {n} {p}", table_inputs(cfg, n) + CODE["report"],
                          list(table_paths(cfg, n))))
     for name in figures(cfg):
-        out.append(Stage(f"figure-{name}", f"vaeas figure {name} {p}", figure_inputs(cfg, name),
+        out.append(Stage(f"figure-{name}", f"vaeas figure {name} {p}", figure_inputs(cfg, name) + CODE["report"],
                          [figure_path(cfg, name)]))
-    out.append(Stage("claims", f"vaeas claims {p}", claims_inputs(cfg), [f"{results_dir(cfg)}/claims.md"]))
-    out.append(Stage("report", f"vaeas report {p}", report_inputs(cfg), [f"{results_dir(cfg)}/REPORT.md"]))
+    out.append(Stage("claims", f"vaeas claims {p}", claims_inputs(cfg) + CODE["report"], [f"{results_dir(cfg)}/claims.md"]))
+    out.append(Stage("report", f"vaeas report {p}", report_inputs(cfg) + CODE["report"], [f"{results_dir(cfg)}/REPORT.md"]))
     return out
 
 
@@ -192,21 +215,102 @@ def report_inputs(cfg: Config) -> list[str]:
     return files
 
 
-def dvc_yaml(cfg: Config, raw: dict) -> str:
-    """dvc.yaml text for the profile: one stage per job, each naming exactly the params it reads."""
-    doc = {"stages": {}}
-    for st in stages(cfg, raw):
-        entry: dict[str, Any] = {"cmd": st.cmd}
-        if st.deps:
-            entry["deps"] = st.deps
-        if st.params:
-            entry["params"] = st.params
-        # Reports are small and committed to git (results/<profile>/), so DVC must not cache them.
-        entry["outs"] = [{o: {"cache": False}} if o.startswith("results/") else o for o in st.outs]
-        doc["stages"][st.name] = entry
-    header = (f"# GENERATED by `vaeas dvc-yaml --profile {cfg.profile}` from params.yaml; do not edit.\n"
-              "# Regenerate after adding or removing runs or keys in params.yaml (a test checks it is current).\n")
-    return header + yaml.safe_dump(doc, sort_keys=False, width=1000)
+def _outs(st: Stage) -> dict:
+    """outs / metrics / plots of a stage as dvc.yaml writes them."""
+    def entry(o: str):
+        options = {}
+        if o.startswith("results/") or st.persist:
+            options["cache"] = False        # results/ is small and committed to git; configs are cheap
+        if st.persist:
+            options["persist"] = True
+        return {o: options} if options else o
+    out = {"outs": [entry(o) for o in st.outs if o not in st.metrics and o not in st.plots]}
+    if st.metrics:
+        out["metrics"] = [entry(o) for o in st.metrics]
+    if st.plots:
+        out["plots"] = [{o: {"x": "epoch", "y": "loss"}} for o in st.plots]
+    return {k: v for k, v in out.items() if v}
+
+
+def _plain(st: Stage) -> dict:
+    entry: dict[str, Any] = {"cmd": st.cmd}
+    if st.deps:
+        entry["deps"] = st.deps
+    if st.params:
+        entry["params"] = st.params
+    entry.update(_outs(st))
+    return entry
+
+
+def _template(kind: str, cfg: Config) -> dict:
+    """The ``do`` of a per-run ``foreach``: ``${item.dir}`` is the run's directory and
+    ``${item.data}`` its processed data file."""
+    d = "${item.dir}"
+    conf, model = f"{d}/{contract.CONFIG_FILE}", f"{d}/{exps.MODEL_FILE}"
+    if kind == "train":
+        return {"cmd": f"vaeas train --config {conf} --quiet", "deps": ["${item.data}", *CODE["train"]],
+                "params": [{conf: list(contract.TRAIN_KEYS)}], "outs": [model],
+                "plots": [{f"{d}/{exps.LOG_FILE}": {"x": "epoch", "y": "loss"}}]}
+    out_file = exps.METRICS_FILE if kind == "evaluate" else exps.MC_FILE
+    command = "evaluate" if kind == "evaluate" else "mc-estimate"
+    body = {"cmd": f"vaeas {command} --config {conf} --model {model} --out {d}/{out_file} --quiet",
+            "deps": [model, "${item.data}", *CODE["evaluate"]], "params": [{conf: list(contract.EVALUATE_KEYS)}]}
+    body["metrics" if kind == "evaluate" else "outs"] = [f"{d}/{out_file}"]
+    return body
+
+
+def dvc_yaml(cfg: Config, raw: dict | None = None) -> str:
+    """dvc.yaml text for the profile: ``resolve`` (the guard; writes every run's config.json),
+    the data stages, one ``foreach`` per kind of per-run stage over the profile's runs, then the
+    reporting stages. Every stage depends on the package code it runs."""
+    doc: dict[str, Any] = {"stages": {}}
+    per_run: dict[str, dict] = {"train": {}, "evaluate": {}, "mc": {}}
+    for st in stages(cfg):
+        kind, _, tag = st.name.partition("@")
+        if kind in per_run:
+            directory = st.outs[0].rsplit("/", 1)[0]
+            run = exps.resolve(cfg, ".".join(directory.split("/")[2:4]))
+            per_run[kind][tag] = {"dir": directory, "data": processed_input(cfg, run.dataset)}
+            if not any(k in doc["stages"] for k in per_run):
+                doc["stages"].update(dict.fromkeys(per_run))     # keep the DAG's order in the file
+            continue
+        doc["stages"][st.name] = _plain(st)
+    for kind, items in per_run.items():
+        if items:
+            doc["stages"][kind] = {"foreach": items, "do": _template(kind, cfg)}
+        else:
+            doc["stages"].pop(kind, None)
+    header = (f"# GENERATED by `vaeas dvc-yaml` for profile '{cfg.profile}' of params.yaml; do not edit.\n"
+              "# Its first stage, resolve, stops `dvc repro` with one line when params.yaml selects another profile or\n"
+              "# other runs or seeds (regenerate: `vaeas dvc-yaml`), and writes each run's config.json, on whose\n"
+              "# content every later stage depends (docs/decisions.md, D25).\n")
+    return header + yaml.dump(_flow(doc), Dumper=_Dumper, sort_keys=False, width=1000)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Short lists and mappings of scalars on one line; long ones (deps of a table) one per line."""
+
+
+class _FlowList(list):
+    pass
+
+
+class _FlowDict(dict):
+    pass
+
+
+_Dumper.add_representer(_FlowList, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
+_Dumper.add_representer(_FlowDict, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v, flow_style=True))
+
+
+def _flow(node):
+    if isinstance(node, dict):
+        items = {k: _flow(v) for k, v in node.items()}
+        return _FlowDict(items) if node and all(not isinstance(v, (list, dict)) for v in node.values()) else items
+    if isinstance(node, list):
+        items = [_flow(v) for v in node]
+        return _FlowList(items) if len(node) <= 6 and all(isinstance(v, str) for v in node) else items
+    return node
 
 
 def load_raw(params_path: str) -> dict:

@@ -3,6 +3,7 @@
 import os
 import sys
 
+from vaeas import contract as CONTRACT
 from vaeas import experiments as EXPS
 from vaeas import pipeline as PIPE
 from vaeas.config import profile_config
@@ -44,6 +45,27 @@ try:
     EXPS.validate(CFG)
 except VaeasError as exc:
     sys.exit(f"vaeas: error: {exc}")
+
+# The contract (docs/decisions.md, D25): every run's resolved config.json, rewritten only when
+# its content changes. Rules read the groups of it their outputs depend on as `params`, so a rerun
+# follows the content of the resolved configuration, never the clock of params.yaml.
+CONTRACT.write_run_configs(CFG)
+# A processed file built before and now missing or damaged (its recorded sha256) is rebuilt here,
+# byte for byte, before any job is scheduled; jobs read it as ancient(): its bytes, not its clock.
+from vaeas.data import repair_processed
+
+for _dataset in PIPE.datasets(CFG):
+    repair_processed(_dataset, CFG.data)
+CODE = {kind: PIPE.code_digest(kind) for kind in PIPE.CODE}
+
+
+def run_config(wildcards):
+    return EXPS.run_file_pattern(CONTRACT.CONFIG_FILE).format(**dict(wildcards.items()))
+
+
+def contract_part(keys):
+    return lambda wc: CONTRACT.part(run_config(wc), keys)
+
 
 SEEDS = EXPS.seeds(CFG)
 RUNS = {(r.experiment, r.name): r for r in EXPS.runs(CFG)}

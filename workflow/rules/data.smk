@@ -23,6 +23,7 @@ rule process:
         PIPE.processed_input(CFG, "{dataset}"),
     params:
         data=lambda wc: CFG.data.__dict__,
+        code=CODE["process"],
     log:
         f"logs/{PROFILE}/process-{{dataset}}.log",
     shell:

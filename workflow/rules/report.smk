@@ -11,6 +11,8 @@ rule table:
         md=report(f"{RES}/tables/table{{n}}.md", caption="../report/table.rst", category="Tables"),
     wildcard_constraints:
         n="[123]",
+    params:
+        code=CODE["report"],
     shell:
         "vaeas table {wildcards.n} --profile {PROFILE}"
 
@@ -22,6 +24,8 @@ rule figure:
         report(f"{RES}/figures/{{name}}.png", caption="../report/figure.rst", category="Figures"),
     wildcard_constraints:
         name="fig[2345]|table[123]",
+    params:
+        code=CODE["report"],
     shell:
         "vaeas figure {wildcards.name} --profile {PROFILE}"
 
@@ -31,6 +35,8 @@ rule claims:
         PIPE.claims_inputs(CFG),
     output:
         report(f"{RES}/claims.md", caption="../report/claims.rst", category="Claims"),
+    params:
+        code=CODE["report"],
     shell:
         "vaeas claims --profile {PROFILE}"
 
@@ -40,5 +46,7 @@ rule report:
         PIPE.report_inputs(CFG),
     output:
         f"{RES}/REPORT.md",
+    params:
+        code=CODE["report"],
     shell:
         "vaeas report --profile {PROFILE}"

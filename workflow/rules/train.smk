@@ -1,20 +1,22 @@
-# train: one job per data set x configuration x seed. `params` carries the run's resolved
-# configuration so that editing it in params.yaml reruns exactly this job.
+# train: one job per data set x configuration x seed. It reads everything from the run's
+# config.json; `params` carries the groups of it the model depends on (and the digest of the code
+# it runs), so editing params.yaml reruns exactly the jobs whose resolved configuration changed.
 
 
 rule train:
     input:
-        lambda wc: PIPE.processed_input(CFG, run_of(wc).dataset),
+        data=lambda wc: ancient(PIPE.processed_input(CFG, run_of(wc).dataset)),
+        config=ancient(EXPS.run_file_pattern(CONTRACT.CONFIG_FILE)),
     output:
         model=EXPS.run_file_pattern(EXPS.MODEL_FILE),
         log=EXPS.run_file_pattern(EXPS.LOG_FILE),
     params:
-        run=lambda wc: EXPS.run_params(CFG, run_of(wc)),
+        run=contract_part(CONTRACT.TRAIN_KEYS),
+        code=CODE["train"],
     threads: 1
     resources:
         gpu=GPU,
     log:
         "logs/{profile}/train-{experiment}-{run}-seed{seed}.log",
     shell:
-        "OMP_NUM_THREADS={threads} vaeas train --run {wildcards.experiment}.{wildcards.run} "
-        "--seed {wildcards.seed} --out {output.model} --quiet --profile {wildcards.profile} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} vaeas train --config {input.config} --out {output.model} --quiet > {log} 2>&1"

@@ -55,5 +55,5 @@ from .digits import (  # noqa: F401
     DIGITS_SPLIT, process_digits,
 )
 from .processing import (  # noqa: F401
-    verified_raw_files, process,
+    verified_raw_files, process, repair_processed, stamp_path,
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 from ..config import DataConfig
@@ -10,7 +12,8 @@ from .catalog import check_dataset, processed_path, raw_alternatives, raw_dir
 from .digits import process_digits
 from .mnist import process_mnist
 from .omniglot import process_omniglot_burda, process_omniglot_lake
-from .store import summary, write_processed
+from ..io import sha256_file, write_json
+from .store import read_processed, summary, write_processed
 from .verification import VerifiedFile, _warn_if_variant, read_lock, verify
 
 
@@ -47,5 +50,61 @@ def process(dataset: str, cfg: DataConfig) -> Path:
         splits, meta = process_digits()
     path = processed_path(dataset, cfg.root)
     write_processed(path, splits, meta)
+    write_stamp(path)
     print(summary(dataset, path, splits))
     return path
+
+
+def stamp_path(path: Path) -> Path:
+    """``<file>.sha256``: the processed file's sha256 (with its size and mtime, to skip rehashing)."""
+    return path.with_name(path.name + ".sha256")
+
+
+def write_stamp(path: Path) -> str:
+    st = path.stat()
+    digest = sha256_file(path)
+    write_json(stamp_path(path), {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+    return digest
+
+
+def _matches_stamp(path: Path) -> bool:
+    """Does the processed file still hold the bytes recorded when it was built? (Rehashed only
+    when its size or mtime moved; a file touched with the same bytes gets a new stamp.)"""
+    try:
+        rec = json.loads(stamp_path(path).read_text())
+        st = path.stat()
+    except (OSError, ValueError):
+        return False
+    if (st.st_size, st.st_mtime_ns) == (rec.get("size"), rec.get("mtime_ns")):
+        return True
+    if sha256_file(path) != rec.get("sha256"):
+        return False
+    write_stamp(path)
+    return True
+
+
+def repair_processed(dataset: str, cfg: DataConfig) -> None:
+    """Before any job is scheduled (the Snakefile calls this when it is read): a processed file
+    built before that is now missing or no longer matches its recorded sha256 is rebuilt here,
+    byte for byte, so that no training is rescheduled for it and none starts on damaged data.
+    A file with no stamp is checked by reading it (its arrays' sha256) and stamped."""
+    path = processed_path(dataset, cfg.root)
+    if stamp_path(path).is_file():
+        if path.is_file() and _matches_stamp(path):
+            return
+        why = "does not match its recorded sha256" if path.is_file() else "is missing"
+    elif path.is_file():
+        try:
+            read_processed(path, dataset)
+            write_stamp(path)
+            return
+        except VaeasError as exc:
+            why = f"is damaged ({exc})"
+    else:
+        return                           # never built: the pipeline's process job builds it
+    print(f"vaeas: {path} {why}; rebuilding it before any job", file=sys.stderr)
+    try:
+        process(dataset, cfg)
+    except VaeasError as exc:            # e.g. raw files not fetched: the pipeline's jobs will say so
+        path.unlink(missing_ok=True)
+        print(f"vaeas: cannot rebuild {path} now ({exc})", file=sys.stderr)

@@ -57,10 +57,13 @@ def combine_mc(mc_frames: Sequence[pd.DataFrame] | pd.DataFrame,
     out = []
     for frame, row, count in zip(frames, rows, counts):
         frame = frame.copy()
-        for col in ("dataset", "alpha", "beta", "seed"):
+        # Joined on the run id both files carry (the run's config.json); α, β and seed only for
+        # files written before it existed.
+        keys = ("run_id",) if "run_id" in frame.columns and "run_id" in row else ("dataset", "alpha", "beta", "seed")
+        for col in keys:
             if col in frame.columns and col in row and len(frame):
                 mine = frame[col].iloc[0]
-                same = mine == row[col] if col == "dataset" else math.isclose(_num(mine), _num(row[col]))
+                same = mine == row[col] if col in ("dataset", "run_id") else math.isclose(_num(mine), _num(row[col]))
                 if not same:
                     raise ValueError(f"combine_mc: mc frame has {col}={mine!r} but its metrics row has {row[col]!r}")
         label = "VAE-AS" + (f", {count:,} labels" if count else "")

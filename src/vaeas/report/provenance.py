@@ -31,8 +31,8 @@ def collect_stage_times(metrics_rows: Sequence[Mapping] = (), logs: Mapping[str,
             times[f"train: {name}"] = float(frame["seconds"].sum())
     for row in metrics_rows:
         if math.isfinite(_num(row.get("seconds"))):
-            name = (f"{row.get('dataset')} {row.get('objective')} a={_num(row.get('alpha')):g} "
-                    f"b={_num(row.get('beta')):g} L={row.get('decoder_layers')} s={row.get('seed')}")
+            name = row.get("run_id") or (f"{row.get('dataset')} {row.get('objective')} a={_num(row.get('alpha')):g} "
+                                         f"b={_num(row.get('beta')):g} L={row.get('decoder_layers')} s={row.get('seed')}")
             key, i = f"evaluate: {name}", 2
             while key in times:
                 key, i = f"evaluate: {name} #{i}", i + 1
