@@ -589,3 +589,19 @@ def test_caught_up_claims_compare_softmax_with_monte_carlo_and_refit():
     assert get(far, "T2-softmax-vs-MC").passed is False and get(far, "T2-refit").passed is False
     assert "|Δ| = 3.80" in get(far, "T2-softmax-vs-MC").evidence
     assert get(none, "T2-softmax-vs-MC").passed is None and get(none, "T2-refit").paper_passed is None
+
+
+def test_provenance_ignores_the_pipelines_own_results_but_not_other_changes(tmp_path):
+    import subprocess
+
+    run = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    run("init", "-q")
+    (tmp_path / "params.yaml").write_text("profile: ci\n")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "t.md").write_text("old\n")
+    run("add", ".")
+    run("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "x")
+    (tmp_path / "results" / "t.md").write_text("new\n")           # the run rewrote its outputs
+    assert R.provenance(tmp_path / "params.yaml", {})["git_dirty"] is False
+    (tmp_path / "params.yaml").write_text("profile: demo\n")       # an edit that is not an output
+    assert R.provenance(tmp_path / "params.yaml", {})["git_dirty"] is True

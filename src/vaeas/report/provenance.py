@@ -70,7 +70,10 @@ def provenance(params_path: str | os.PathLike, stage_times: Mapping[str, float],
     params_path = Path(params_path)
     repo = params_path.resolve().parent
     commit = _git(["rev-parse", "HEAD"], repo)
-    status = _git(["status", "--porcelain", "--untracked-files=no"], repo) if commit else None
+    # The pipeline's own outputs (results/) are rewritten by the very run this report closes; only
+    # changes elsewhere (code, params, docs) make the recorded commit not the code that ran.
+    status = _git(["status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
+                  repo) if commit else None
     if profile is None and params_path.is_file():
         import yaml
 
