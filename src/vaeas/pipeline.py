@@ -104,9 +104,13 @@ class Stage:
 CODE = {
     "resolve": ["src/vaeas/config.py", "src/vaeas/experiments.py", "src/vaeas/contract.py", "src/vaeas/schemas"],
     "process": ["src/vaeas/data"],
-    "train": ["src/vaeas/training", "src/vaeas/models.py", "src/vaeas/runtime.py", "src/vaeas/data"],
+    # Every module the command imports that can change its numbers: the loss calls the
+    # estimators and metrics; the training-time monitor the passes; evaluation the refit.
+    "train": ["src/vaeas/training", "src/vaeas/models.py", "src/vaeas/runtime.py", "src/vaeas/data",
+              "src/vaeas/estimators.py", "src/vaeas/metrics.py", "src/vaeas/monitoring.py",
+              "src/vaeas/passes.py"],
     "evaluate": ["src/vaeas/evaluation.py", "src/vaeas/estimators.py", "src/vaeas/metrics.py",
-                 "src/vaeas/models.py", "src/vaeas/runtime.py"],
+                 "src/vaeas/models.py", "src/vaeas/runtime.py", "src/vaeas/passes.py", "src/vaeas/refit.py"],
     "report": ["src/vaeas/report", "src/vaeas/reference"],
 }
 
