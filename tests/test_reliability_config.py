@@ -42,15 +42,19 @@ EXPERIMENTS = ("table1", "table2", "table3", "fig2")
 
 POSINT, NONNEG, UNIT, POSITIVE, TEXT, NONEMPTY, SIZES = "posint", "nonneg", "unit", "positive", "text", "nonempty", "sizes"
 KINDS = {
-    "data": {"root": NONEMPTY, "mirror": TEXT, "omniglot_source": ("lake", "burda"), "lock_file": NONEMPTY},
+    "data": {"root": NONEMPTY, "mirror": TEXT, "omniglot_source": ("lake", "burda"), "lock_file": NONEMPTY,
+             "train_size": NONNEG},
     "model": {"latent_dim": POSINT, "hidden_units": POSINT, "encoder_layers": POSINT, "decoder_layers": POSINT,
-              "classifier_layers": NONNEG, "activation": ("tanh", "relu", "softplus", "elu")},
+              "classifier_layers": NONNEG, "activation": ("tanh", "relu", "softplus", "elu"),
+              "init": ("glorot", "torch")},
     "labels": {"scheme": ("full", "shared", "multihead"), "classes": NONNEG, "heads": POSINT, "seed": NONNEG},
     "training": {"epochs": POSINT, "batch_size": POSINT, "lr": UNIT, "classifier_lr": UNIT,
                  "device": ("auto", "cpu", "cuda"), "precision": ("fp32", "tf32", "bf16"), "threads": NONNEG,
-                 "checkpoint_every": POSINT},
+                 "checkpoint_every": POSINT, "classifier_steps": NONNEG, "monitor_every": NONNEG,
+                 "monitor_size": NONNEG},
     "evaluation": {"iw_samples": POSINT, "iw_chunk": POSINT, "iw_max_examples": NONNEG, "au_threshold": POSITIVE,
-                   "binarize_seed": NONNEG, "mc_sizes": SIZES, "mc_repeats": POSINT, "mc_chunk": POSINT},
+                   "binarize_seed": NONNEG, "mc_sizes": SIZES, "mc_repeats": POSINT, "mc_chunk": POSINT,
+                   "refit_epochs": NONNEG, "refit_from": ("fresh", "trained"), "refit_lr": UNIT, "refit_batch": POSINT},
 }
 SECTION_KEYS = [(section, key) for section, keys in KINDS.items() for key in keys]
 

@@ -42,6 +42,7 @@ try:
     # What the command line gave (--config and --configfile), before Snakemake merged it into `config`.
     PROFILE = _profile_from_command_line(dict(workflow.config_settings.overwrite_config), PARAMS_RAW)
     CFG = profile_config(PARAMS_RAW, profile=PROFILE, source=PARAMS)
+    EXPS.validate_grid(CFG, PARAMS)      # the rules that need N (V < N, mc_sizes <= N) and Figures 4-5's runs
     EXPS.validate(CFG)
 except VaeasError as exc:
     sys.exit(f"vaeas: error: {exc}")
