@@ -107,7 +107,7 @@ def assert_same_outputs(local: Path, remote: Path) -> int:
             assert without(json.loads(b.read_text()), TIME_FIELDS) == without(json.loads(a.read_text()), TIME_FIELDS), rel
         elif rel.suffix == ".csv":
             assert read_csv(b) == read_csv(a), rel
-        elif rel.suffix == ".pt":
+        elif rel.suffix == ".pt" or rel.name.endswith(".pt.kept"):   # .kept: a hard link of model.pt
             import torch
 
             sa, sb = (torch.load(p, map_location="cpu", weights_only=False) for p in (a, b))
