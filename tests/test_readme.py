@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_snakemake_cli import workflow_copy as copy_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -100,15 +101,7 @@ def test_vaeas_command_parses(argv):
 
 @pytest.fixture(scope="module")
 def workflow_copy(tmp_path_factory) -> Path:
-    proj = tmp_path_factory.mktemp("readme") / "proj"
-    proj.mkdir()
-    for name in ("Snakefile", "params.yaml"):
-        shutil.copy(REPO / name, proj)
-    for name in ("workflow", "profiles"):
-        shutil.copytree(REPO / name, proj / name)
-    (proj / "data").mkdir()
-    shutil.copy(REPO / "data" / "checksums.lock.json", proj / "data")
-    return proj
+    return copy_workflow(tmp_path_factory.mktemp("readme"))
 
 
 @pytest.mark.parametrize("argv", by_program("snakemake"), ids=_ids(by_program("snakemake")))
