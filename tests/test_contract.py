@@ -144,6 +144,13 @@ def test_config_json_is_rewritten_only_when_its_content_changes(tmp_path, monkey
     cfg = load_config("params.yaml")
     vae = contract.resolved(cfg, experiments.resolve(cfg, "table2.vae"), 0)
     assert "labels" not in vae["train"] and "omniglot_source" not in vae["train"]["data"]
+    assert "classifier_steps" not in vae["train"]["training"]
+    # eq. 10's constant changes nothing with one label per sample, and MD with shared labels
+    full = contract.resolved(cfg, experiments.resolve(cfg, "table2.a1_b1"), 0)
+    shared = contract.resolved(cfg, experiments.resolve(cfg, "table2.a1_b1"), 0,
+                               ["labels.scheme=shared", "labels.classes=50"])
+    assert "md_constant" not in full["train"]["labels"] and full["inert"]["labels"] == {"md_constant": "n"}
+    assert shared["train"]["labels"]["md_constant"] == "n" and "labels" not in shared["inert"]
 
 
 def test_dvc_yaml_follows_the_profile_of_params_yaml(tmp_path, monkeypatch):
@@ -178,6 +185,7 @@ def test_new_keys_flow_into_the_contract_without_listing_them(tmp_path, monkeypa
 EDITS = [
     ("data.omniglot_source", "lake", set(), set()),                               # data: nothing on digits
     ("labels.seed", 7, {"a1_b1", "a1_b5"}, {"a1_b1", "a1_b5"}),                   # labels: not the VAE
+    ("labels.md_constant", "n_eff", set(), set()),                                # inert with full labels
     ("evaluation.iw_samples", 2, set(), set(RUNS)),                               # evaluation: no training
     ("experiments.table2.runs.a1_b5.beta", 4.0, {"a1_b5"}, {"a1_b5"}),            # experiments: one run
     ("profiles.t.training.epochs", 1, set(RUNS), set(RUNS)),                      # training, via the profile

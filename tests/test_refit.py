@@ -35,6 +35,23 @@ def test_refit_on_separated_posteriors_reaches_the_monte_carlo_mi_log_n():
     assert res.sc < 0.1
 
 
+def test_shared_labels_on_separated_posteriors_need_log_n_in_eq_10():
+    """D5's closed form, checked: V labels shared by N separated posteriors, a refit (≈ Bayes-
+    optimal) classifier: eq. 10 with log N (``md_count`` = N) reaches the true MD = mean KL − log N;
+    with log V it over-reads by log(N / V)."""
+    V = 16
+    gen = torch.Generator().manual_seed(1)
+    mu = 3.0 * torch.randn(N, D, generator=gen)
+    logvar = torch.full((N, D), -9.0)
+    md_true = kl_standard_normal(mu, logvar).mean().item() - math.log(N)
+    kw = dict(from_trained=False, max_epochs=300, lr=1e-2, batch=64, seed=3)
+    with_n = refit(None, _fresh(V), mu, logvar, torch.arange(N) % V, V, md_count=N, **kw)
+    with_v = refit(None, _fresh(V), mu, logvar, torch.arange(N) % V, V, **kw)
+    assert with_n.mi == pytest.approx(math.log(V), abs=0.1)          # MI is capped at log V (§3.3)
+    assert with_n.md == pytest.approx(md_true, abs=0.1)
+    assert with_v.md - with_n.md == pytest.approx(math.log(N / V), abs=1e-4)
+
+
 def test_refit_on_identical_posteriors_gives_zero_mi():
     mu, logvar = torch.zeros(N, D), torch.zeros(N, D)
     res = refit(None, _fresh(), mu, logvar, torch.arange(N), N, from_trained=False,

@@ -26,10 +26,11 @@ def small_config(root, **training) -> Config:
                   training=TrainingConfig(**{"epochs": 4, "batch_size": 128, "device": "cpu", **training}))
 
 
-def batch_and_model(heads=1, classes=0, n=200):
+def batch_and_model(heads=1, classes=0, n=200, md_constant="n_eff"):
     torch.manual_seed(0)
     cfg = ModelConfig(latent_dim=4, hidden_units=16, encoder_layers=1, decoder_layers=1, classifier_layers=1)
-    labels_cfg = LabelConfig() if classes == 0 else LabelConfig(scheme="multihead" if heads > 1 else "shared", classes=classes, heads=heads)
+    labels_cfg = LabelConfig(md_constant=md_constant) if classes == 0 else LabelConfig(
+        scheme="multihead" if heads > 1 else "shared", classes=classes, heads=heads, md_constant=md_constant)
     spec = make_labels(n, labels_cfg)
     model = VAE(12, cfg, classes=spec.classes, heads=spec.heads)
     x = torch.bernoulli(torch.rand(n, 12))
@@ -46,6 +47,29 @@ def test_vaeas_at_alpha_beta_one_is_elbo_plus_sc_minus_entropy(heads, classes):
     assert torch.allclose(t.loss, t.recon + t.kl + t.sc - t.entropy, atol=1e-5)
     assert torch.allclose(t.md, t.kl - math.log(spec.effective_count) + t.sc, atol=1e-5)
     assert torch.allclose(t.mi, math.log(spec.effective_count) - t.entropy, atol=1e-5)
+
+
+@pytest.mark.parametrize("heads,classes", [(1, 0), (1, 15), (2, 15)])
+def test_md_constant_n_shifts_md_by_log_n_over_n_eff_and_changes_no_gradient(heads, classes):
+    """labels.md_constant (D5): eq. 10 with log N instead of log N_eff lowers MD (and the loss, by
+    β times it) by exactly log(N / N_eff) — 0 for one label per sample — and, a constant, leaves
+    every gradient unchanged."""
+    out = {}
+    for constant in ("n", "n_eff"):
+        model, x, spec = batch_and_model(heads=heads, classes=classes, md_constant=constant)
+        run = RunSpec("digits", "vaeas", 0.5, 2.0)
+        t = loss_terms(model, x, spec.labels, run, spec, torch.Generator().manual_seed(1))
+        grads = torch.autograd.grad(t.loss, model.vae_parameters())
+        out[constant] = t, grads, spec
+    (tn, gn, spec), (te, ge, _) = out["n"], out["n_eff"]
+    gap = math.log(200) - math.log(spec.effective_count)
+    # N_eff: 200 for full labels and for 2 heads of 15 (15² ≥ 200 distinct tuples), 15 shared
+    assert gap == pytest.approx(math.log(200 / 15) if (heads, classes) == (1, 15) else 0.0)
+    assert tn.md.item() == pytest.approx(te.md.item() - gap, abs=1e-5)
+    assert tn.loss.item() == pytest.approx(te.loss.item() - 2.0 * gap, abs=1e-4)
+    assert torch.equal(tn.mi, te.mi)
+    for a, b in zip(gn, ge):
+        torch.testing.assert_close(a, b)
 
 
 def test_alpha_and_beta_weight_mi_and_md():
@@ -142,7 +166,7 @@ def _reference_gradients(model, x, spec, run):
     logits = model.classify(z)
     sc = softmax_cross_entropy(logits, spec.labels)
     loss = (recon + run.alpha * mutual_information_softmax(logits, spec.effective_count)
-            + run.beta * marginal_kl_softmax(kl, sc, spec.effective_count))
+            + run.beta * marginal_kl_softmax(kl, sc, spec.marginal_count))
     p_vae, p_cls = model.vae_parameters(), model.classifier_parameters()
     return loss, sc.mean(), (torch.autograd.grad(loss, p_vae, retain_graph=True)
                              + torch.autograd.grad(sc.mean(), p_cls))

@@ -67,6 +67,7 @@ class LabelConfig:
     classes: int = 0
     heads: int = 1
     seed: int = 0
+    md_constant: str = "n"              # eq. 10's log N: "n" (the training-set size) or "n_eff" (D5)
 
 
 @dataclass(frozen=True)

@@ -38,15 +38,18 @@ EVALUATE_SECTIONS = ("evaluation",)
 FETCH_KEYS = ("data.mirror", "data.lock_file")
 
 
-def inert_keys(run: Run) -> tuple[str, ...]:
+def inert_keys(run: Run, labels_scheme: str = "full") -> tuple[str, ...]:
     """Keys (``section.key``, or a whole ``section``) that cannot change this run's outputs: where
     raw files come from, the Omniglot source for another data set, the labels and the
-    classifier's learning rate for the VAE baseline (which has no classifier)."""
+    classifier's settings for the VAE baseline (which has no classifier), and eq. 10's constant
+    with one label per sample (log N = log N_eff there)."""
     keys = list(FETCH_KEYS)
     if run.dataset != "omniglot":
         keys.append("data.omniglot_source")
     if run.objective == "vae":
-        keys += ["labels", "training.classifier_lr"]
+        keys += ["labels", "training.classifier_lr", "training.classifier_steps"]
+    elif labels_scheme == "full":
+        keys.append("labels.md_constant")
     return tuple(keys)
 #: Top-level groups of config.json each stage's outputs depend on.
 TRAIN_KEYS = ("run", "train")
@@ -68,7 +71,7 @@ def resolved(cfg: Config, run: Run, seed: int, cli_overrides: list[str] | None =
     run_cfg = config_for(cfg, run, parse_overrides(cli_overrides or []))
     sections = {k: v for k, v in run_cfg.to_dict().items() if k not in ("profile", "experiments")}
     inert: dict = {}
-    for dotted in inert_keys(run):
+    for dotted in inert_keys(run, run_cfg.labels.scheme):
         section, _, key = dotted.partition(".")
         if key:
             inert.setdefault(section, {})[key] = sections[section].pop(key)

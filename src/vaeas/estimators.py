@@ -175,12 +175,13 @@ def marginal_kl_softmax(kl: torch.Tensor, sc: torch.Tensor, n_labels: int) -> to
     (:func:`softmax_cross_entropy`). With one label per sample N is the number of training
     samples (q(x = x_i) = 1/N), exactly eq. 10.
 
-    With shared labels (§3.3) the caller passes the same N_eff as to
-    :func:`mutual_information_softmax` (:func:`effective_label_count`). The classifier then
-    models q(label | z), and log N_eff keeps the decomposition of Appendix 7.1 intact:
-    MI + MD = mean KL + (SC − H) for any V, so MI + MD still tracks the mean KL (Fig. 3) and
-    MD → mean KL when z carries no information (SC = H = log V). With log N instead, MD would
-    fall below zero whenever posteriors overlap (docs/decisions.md).
+    With shared labels (§3.3) the classifier models q(label | z) and the caller chooses the
+    constant (``labels.md_constant``, :attr:`vaeas.models.LabelSpec.marginal_count`): N, the
+    training-set size (default; exact when the posteriors that share a label are separated, the
+    regime of the paper's tables, and what the Monte Carlo estimates support), or N_eff = V, as
+    for :func:`mutual_information_softmax` (exact when z carries no information: MD → mean KL,
+    and MI + MD = mean KL + (SC − H) for any V). The two differ by the constant log(N / V);
+    docs/decisions.md D5 has the closed form and the measurements.
 
     Evidence for this reading: every VAE-AS row of the paper's Tables 2 and 3 satisfies
     MD = KL_train − log N + SC to ±0.02 with N = 55,000 (MNIST) and N = 24,345 (Omniglot),

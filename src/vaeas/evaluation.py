@@ -10,7 +10,8 @@ them to the pure functions of :mod:`vaeas.estimators` and :mod:`vaeas.metrics`.
 * NLL_train: the reconstruction term E_q[−log p(x|z)] on the training set (one z per sample).
 * MI, MD, SC: softmax estimates (eqs. 5, 9, 10, 8) on the training set, in the same pass and
   with the same z as NLL_train and KL_train, so MD = KL_train − log N + SC holds for the
-  reported numbers exactly (N is the number of labels in use, N_eff, with shared labels).
+  reported numbers exactly (MI's N is the number of labels in use, N_eff, with shared labels; MD's is
+  ``labels.md_constant``, docs/decisions.md D5).
 
 All evaluation uses the fixed seeded binarization (``evaluation.binarize_seed``).
 """
@@ -68,21 +69,21 @@ def evaluate(model: VAE, meta: dict, data_root: str | None = None, progress: boo
     train_x = eval_binarized(dataset.train_x, ev.binarize_seed).to(device)
     test_x = eval_binarized(dataset.test_x, ev.binarize_seed + 1).to(device)
     n_train = train_x.shape[0]
-    labels, n_eff = None, n_train
+    labels, n_eff, md_count = None, n_train, n_train
     if model.classifier is not None:
         label_spec = make_labels(n_train, cfg.labels)
         labels, n_eff = label_spec.labels.to(device), label_spec.effective_count
+        md_count = label_spec.marginal_count
     generator = torch.Generator(device=device).manual_seed(ev.binarize_seed + 2)
-    row = training_set_pass(model, train_x, labels, n_eff, generator)
-    row.update(classifier_check(model, cfg, train_x, labels, n_eff))
+    row = training_set_pass(model, train_x, labels, n_eff, generator, md_count=md_count)
+    row.update(classifier_check(model, cfg, train_x, labels, n_eff, md_count))
 
     mu_test, logvar_test = posteriors(model, test_x)
     row["kl_test"] = kl_standard_normal(mu_test, logvar_test).mean().item()
     row["au"] = int(active_units(mu_test, ev.au_threshold))
     iw_x = test_x if ev.iw_max_examples == 0 else test_x[:ev.iw_max_examples]
     row["nll_test"] = iw_nll_dataset(model, iw_x, ev.iw_samples, ev.iw_chunk, generator, progress).mean().item()
-    if "md" in row and n_eff != n_train:
-        row["md_log_n"] = row["md"] - marginal_kl_gap(n_train, n_eff)
+    row.update(_both_constants(row, "md", n_train, n_eff, md_count))
     row.update({
         "dataset": spec.dataset, "objective": spec.objective, "alpha": spec.alpha, "beta": spec.beta,
         "seed": spec.seed, "n_train": n_train, "n_test": test_x.shape[0], "n_iw": iw_x.shape[0],
@@ -92,13 +93,23 @@ def evaluate(model: VAE, meta: dict, data_root: str | None = None, progress: boo
     return row
 
 
+def _both_constants(row: dict, key: str, n: int, n_eff: int, md_count: int) -> dict:
+    """With shared labels (N_eff < N): ``<key>_log_n`` and ``<key>_log_neff``, eq. 10 with each
+    candidate constant (docs/decisions.md D5), whichever one ``labels.md_constant`` reports as
+    ``<key>``. Empty with one label per sample (the two coincide) or without ``key``."""
+    if key not in row or n_eff == n:
+        return {}
+    with_n = row[key] + math.log(md_count) - math.log(n)
+    return {f"{key}_log_n": with_n, f"{key}_log_neff": with_n + marginal_kl_gap(n, n_eff)}
+
+
 def classifier_check(model: VAE, cfg, train_x: torch.Tensor, labels: torch.Tensor | None,
-                     n_eff: int) -> dict:
+                     n_eff: int, md_count: int | None = None) -> dict:
     """Beside the training-time softmax estimates: the Monte Carlo MI / MD over all N training
     posteriors (S = N, one z each) — the ground truth they estimate — and, when
     ``evaluation.refit_epochs`` > 0, the estimates of a classifier refit on the frozen final
-    posteriors (:mod:`vaeas.refit`). With shared labels (N_eff < N), ``md_log_n`` is eq. 10 with
-    log N in place of log N_eff (docs/decisions.md D5). Empty for the plain VAE."""
+    posteriors (:mod:`vaeas.refit`). MD subtracts log ``md_count`` (``labels.md_constant``, D5).
+    Empty for the plain VAE."""
     if model.classifier is None:
         return {}
     ev = cfg.evaluation
@@ -114,12 +125,13 @@ def classifier_check(model: VAE, cfg, train_x: torch.Tensor, labels: torch.Tenso
         fresh = Classifier(cfg.model, model.classifier.classes, model.classifier.heads)
         if cfg.model.init == "glorot":
             init_glorot(fresh)
+    md_count = md_count or n_eff
     res = refit(model.classifier, fresh, mu, logvar, labels, n_eff, from_trained=ev.refit_from == "trained",
-                max_epochs=ev.refit_epochs, lr=ev.refit_lr, batch=ev.refit_batch, seed=ev.binarize_seed + 7)
+                max_epochs=ev.refit_epochs, lr=ev.refit_lr, batch=ev.refit_batch, seed=ev.binarize_seed + 7,
+                md_count=md_count)
     out.update({"refit_mi": res.mi, "refit_md": res.md, "refit_sc": res.sc,
                 "refit_epochs": res.epochs, "refit_converged": res.converged})
-    if n_eff != n:
-        out["refit_md_log_n"] = res.md - marginal_kl_gap(n, n_eff)
+    out.update(_both_constants(out, "refit_md", n, n_eff, md_count))
     return out
 
 

@@ -345,11 +345,19 @@ class LabelSpec:
     classes: int
     heads: int
     n_samples: int
+    md_constant: str = "n"
 
     @property
     def effective_count(self) -> int:
         """Distinct label values in use: the N_eff of MI = log N_eff − E[H] (§3.3)."""
         return effective_label_count(self.n_samples, self.classes, self.heads)
+
+    @property
+    def marginal_count(self) -> int:
+        """The count whose log eq. 10 subtracts: N (``md_constant: n``, the paper's text and the
+        Monte Carlo evidence of docs/decisions.md D5) or N_eff (``n_eff``). The same for one label
+        per sample."""
+        return self.n_samples if self.md_constant == "n" else self.effective_count
 
 
 def make_labels(n_samples: int, cfg: LabelConfig) -> LabelSpec:
@@ -362,11 +370,11 @@ def make_labels(n_samples: int, cfg: LabelConfig) -> LabelSpec:
       so the label tuples are all distinct whenever V**K ≥ N (the Cartesian product of §3.3).
     """
     if cfg.scheme == "full":
-        return LabelSpec(torch.arange(n_samples), n_samples, 1, n_samples)
+        return LabelSpec(torch.arange(n_samples), n_samples, 1, n_samples, cfg.md_constant)
     gen = torch.Generator().manual_seed(cfg.seed)
     perm = torch.randperm(n_samples, generator=gen)
     if cfg.scheme == "shared":
-        return LabelSpec(perm % cfg.classes, cfg.classes, 1, n_samples)
+        return LabelSpec(perm % cfg.classes, cfg.classes, 1, n_samples, cfg.md_constant)
     powers = cfg.classes ** torch.arange(cfg.heads)
     digits = (perm[:, None] // powers[None, :]) % cfg.classes
-    return LabelSpec(digits, cfg.classes, cfg.heads, n_samples)
+    return LabelSpec(digits, cfg.classes, cfg.heads, n_samples, cfg.md_constant)

@@ -33,7 +33,7 @@ def monitor_subset(n_train: int, size: int, seed: int) -> torch.Tensor:
 
 @torch.no_grad()
 def monitor_row(model, x: torch.Tensor, labels: torch.Tensor | None, n_eff: int, seed: int,
-                chunk: int = 1024) -> dict:
+                chunk: int = 1024, md_count: int | None = None) -> dict:
     """The ``mon_*`` values of one monitored epoch on the binarized subset ``x`` (labels alike).
 
     The softmax side reuses :func:`vaeas.passes.training_set_pass` (the evaluation's own
@@ -43,7 +43,8 @@ def monitor_row(model, x: torch.Tensor, labels: torch.Tensor | None, n_eff: int,
     was_training = model.training
     model.eval()
     device = x.device
-    soft = training_set_pass(model, x, labels, n_eff, torch.Generator(device=device).manual_seed(seed))
+    soft = training_set_pass(model, x, labels, n_eff, torch.Generator(device=device).manual_seed(seed),
+                             md_count=md_count)
     mu, logvar = posteriors(model, x)
     mc = mc_estimates(mu, logvar, torch.Generator(device=device).manual_seed(seed + 1), chunk=chunk)
     model.train(was_training)

@@ -25,8 +25,11 @@ def posteriors(model: VAE, x: torch.Tensor, batch: int = BATCH) -> tuple[torch.T
 
 @torch.no_grad()
 def training_set_pass(model: VAE, x: torch.Tensor, labels: torch.Tensor | None, n_eff: int,
-                      generator: torch.Generator, batch: int = BATCH) -> dict:
-    """NLL_train, KL_train and (with a classifier) MI, MD, SC from one z per training sample."""
+                      generator: torch.Generator, batch: int = BATCH, md_count: int | None = None) -> dict:
+    """NLL_train, KL_train and (with a classifier) MI, MD, SC from one z per training sample.
+
+    MI uses log ``n_eff``; MD (eq. 10) uses log ``md_count`` (default ``n_eff``; the caller passes
+    :attr:`vaeas.models.LabelSpec.marginal_count`, docs/decisions.md D5)."""
     n = x.shape[0]
     recon, kl, entropy, sc = [], [], [], []
     for i in range(0, n, batch):
@@ -44,6 +47,6 @@ def training_set_pass(model: VAE, x: torch.Tensor, labels: torch.Tensor | None, 
     if model.classifier is not None:
         sc_all, h_all = torch.cat(sc), torch.cat(entropy)
         out["mi"] = mutual_information_from_entropy(h_all.mean().item(), n_eff)        # eqs. 5, 9
-        out["md"] = marginal_kl_softmax(kl_all, sc_all, n_eff).item()
+        out["md"] = marginal_kl_softmax(kl_all, sc_all, md_count or n_eff).item()
         out["sc"] = sc_all.mean().item()
     return out

@@ -47,15 +47,16 @@ def _draw(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator) ->
 @torch.no_grad()
 def softmax_estimates(classifier: torch.nn.Module, mu: torch.Tensor, logvar: torch.Tensor,
                       labels: torch.Tensor, n_eff: int, generator: torch.Generator,
-                      batch: int = 1000) -> tuple[float, float, float]:
-    """(MI, MD, SC) of ``classifier`` on one draw z_i ~ q(z|x_i) per posterior (eqs. 5, 9, 10, 8)."""
+                      batch: int = 1000, md_count: int | None = None) -> tuple[float, float, float]:
+    """(MI, MD, SC) of ``classifier`` on one draw z_i ~ q(z|x_i) per posterior (eqs. 5, 9, 10, 8);
+    MD subtracts log ``md_count`` (default ``n_eff``, D5)."""
     z = _draw(mu, logvar, generator)
     logits = torch.cat([torch.cat(classifier(z[i:i + batch]), -1) for i in range(0, z.shape[0], batch)])
     heads = labels.shape[1] if labels.dim() == 2 else 1
     per_head = list(logits.split(logits.shape[-1] // heads, dim=-1))
     sc = softmax_cross_entropy(per_head, labels)
     mi = mutual_information_softmax(per_head, n_eff)
-    md = marginal_kl_softmax(kl_standard_normal(mu, logvar), sc, n_eff)
+    md = marginal_kl_softmax(kl_standard_normal(mu, logvar), sc, md_count or n_eff)
     return float(mi), float(md), float(sc.mean())
 
 
@@ -93,7 +94,7 @@ def refit_classifier(classifier: torch.nn.Module, mu: torch.Tensor, logvar: torc
 
 def refit(trained: Classifier | None, fresh: Classifier, mu: torch.Tensor, logvar: torch.Tensor,
           labels: torch.Tensor, n_eff: int, *, from_trained: bool, max_epochs: int, lr: float,
-          batch: int, seed: int) -> RefitResult:
+          batch: int, seed: int, md_count: int | None = None) -> RefitResult:
     """Refit a classifier on the frozen posteriors (mu, logvar) and return its estimates.
 
     ``from_trained`` starts from a copy of the trained ω (``trained``), else from ``fresh``
@@ -109,7 +110,7 @@ def refit(trained: Classifier | None, fresh: Classifier, mu: torch.Tensor, logva
                                                   generator=gen)
     clf.eval()
     mi, md, sc = softmax_estimates(clf, mu, logvar, labels, n_eff,
-                                   torch.Generator(device="cpu").manual_seed(seed + 1))
+                                   torch.Generator(device="cpu").manual_seed(seed + 1), md_count=md_count)
     return RefitResult(mi=mi, md=md, sc=sc, epochs=epochs, converged=converged)
 
 

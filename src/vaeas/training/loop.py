@@ -253,7 +253,8 @@ def _monitor(cfg: Config, dataset, label_spec: LabelSpec | None, device: torch.d
     x = eval_binarized(dataset.train_x[idx], cfg.evaluation.binarize_seed).to(device)
     labels = None if label_spec is None else label_spec.labels[idx].to(device)
     n_eff = dataset.train_x.shape[0] if label_spec is None else label_spec.effective_count
-    return lambda model: monitor_row(model, x, labels, n_eff, seed, cfg.evaluation.mc_chunk)
+    md_count = None if label_spec is None else label_spec.marginal_count
+    return lambda model: monitor_row(model, x, labels, n_eff, seed, cfg.evaluation.mc_chunk, md_count)
 
 
 def _one_model(cfg: Config, spec: RunSpec, data_dim: int, label_spec, state: dict, device) -> VAE:

@@ -99,7 +99,7 @@ def loss_terms(model: VAE, x: torch.Tensor, labels: torch.Tensor | None, spec: R
     n_eff = label_spec.effective_count
     entropy_per_sample, ce_per_sample, sc_per_sample = model.classifier.routed_statistics(z, labels)
     mi = mutual_information_from_entropy(entropy_per_sample.mean(-1), n_eff)   # eqs. 5, 9
-    md = marginal_kl_softmax(kl_per_sample, ce_per_sample, n_eff)             # eq. 10
+    md = marginal_kl_softmax(kl_per_sample, ce_per_sample, label_spec.marginal_count)  # eq. 10, D5
     loss = recon + spec.alpha * mi + spec.beta * md
     # The logged mean entropy is read back from MI (log N_eff − MI), as the log has always done.
     entropy = math.log(n_eff) - mi
