@@ -96,6 +96,11 @@ def test_snakemake_and_dvc_build_identical_results_and_rerun_only_an_edited_run(
     assert snakemake_outputs(snake) == dvc_outputs(dvcp)
 
     sh([str(BIN / "snakemake"), "--cores", "2", "--quiet"], snake)
+    # Snakemake's HTML report: the workflow's description, a caption per figure, REPORT.md inside
+    sh([str(BIN / "snakemake"), "--report", "report.html"], snake)
+    html = (snake / "report.html").read_text()
+    assert "pipeline, profile <tt class=\\\"docutils literal\\\">t</tt>" in html
+    assert "Table 2 as a plot." in html and html.count("REPORT.md") >= 2
     first = _ran_stages(sh([str(BIN / "dvc"), "repro"], dvcp))
     assert len(first) == 11
     sh([*git, "add", "-A"], dvcp)
