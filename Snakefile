@@ -24,6 +24,9 @@ except VaeasError as exc:
 configfile: "params.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 
 

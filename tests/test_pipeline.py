@@ -90,12 +90,30 @@ def test_snakemake_and_dvc_build_identical_results_and_rerun_only_an_edited_run(
     snake = make_project(tmp_path, "snake")
     dvcp = make_project(tmp_path, "dvc")
     sh([str(BIN / "vaeas"), "dvc-yaml"], dvcp)
-    sh([str(BIN / "dvc"), "init", "--no-scm", "-q"], dvcp)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    sh([*git, "init", "-q"], dvcp)                      # dvc metrics diff compares commits
+    sh([str(BIN / "dvc"), "init", "-q"], dvcp)
     assert snakemake_outputs(snake) == dvc_outputs(dvcp)
 
     sh([str(BIN / "snakemake"), "--cores", "2", "--quiet"], snake)
+    # Snakemake's HTML report: the workflow's description, a caption per figure, REPORT.md inside
+    sh([str(BIN / "snakemake"), "--report", "report.html"], snake)
+    html = (snake / "report.html").read_text()
+    assert "pipeline, profile <tt class=\\\"docutils literal\\\">t</tt>" in html
+    assert "Table 2 as a plot." in html and html.count("REPORT.md") >= 2
     first = _ran_stages(sh([str(BIN / "dvc"), "repro"], dvcp))
     assert len(first) == 11
+    sh([*git, "add", "-A"], dvcp)
+    sh([*git, "commit", "-q", "-m", "first"], dvcp)
+    # DVC's own views show real numbers: every run's metrics, the tables' means, the training curves.
+    shown = json.loads(sh([str(BIN / "dvc"), "metrics", "show", "--json"], dvcp))
+    files = next(iter(shown.values()))["data"]
+    mi = files["runs/t/table2/a1_b1/seed0/metrics.json"]["data"]["mi"]
+    assert isinstance(mi, float) and files["results/t/tables/table2.json"]["data"]["a1_b1"]["mi"] == round(mi, 4)
+    plots = json.loads(sh([str(BIN / "dvc"), "plots", "show", "--json"], dvcp))["data"]
+    curve = plots["runs/t/table2/a1_b1/seed0/model.log.csv"][0]["content"]["data"]["values"]
+    assert {row["field"] for row in curve} == {"loss", "recon", "kl", "mi", "md", "sc"}       # pipeline.curve_columns
+    assert sorted({row["epoch"] for row in curve}) == ["1", "2"] and float(curve[0]["mi"]) >= 0.0
     # Same files, and (CPU training is deterministic) the same numbers.
     for run in ("vae", "a1_b1", "a1_b5"):
         path = f"runs/t/table2/{run}/seed0/metrics.json"
@@ -110,6 +128,11 @@ def test_snakemake_and_dvc_build_identical_results_and_rerun_only_an_edited_run(
         (proj / "params.yaml").write_text(text.replace("beta: 5.0", "beta: 4.0"))
     second = _ran_stages(sh([str(BIN / "dvc"), "repro"], dvcp))
     assert second == {"train@table2-a1_b5-s0", "evaluate@table2-a1_b5-s0", "table2", "figure-table2", "claims", "report"}
+    # dvc metrics diff: the edited run's numbers changed, no other run's
+    diff = json.loads(sh([str(BIN / "dvc"), "metrics", "diff", "--json"], dvcp))
+    assert "runs/t/table2/a1_b5/seed0/metrics.json" in diff and "runs/t/table2/a1_b1/seed0/metrics.json" not in diff
+    assert diff["runs/t/table2/a1_b5/seed0/metrics.json"]["beta"] == {"old": 5.0, "new": 4.0, "diff": -1.0}
+    assert {k.split(".")[0] for k in diff["results/t/tables/table2.json"]} == {"a1_b4", "a1_b5"}   # renamed by β
     dry = sh([str(BIN / "snakemake"), "-n"], snake)
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.split("Job stats:")[1], flags=re.M))
     assert jobs == {"train": "1", "evaluate": "1", "table": "1", "figure": "1", "claims": "1", "report": "1",

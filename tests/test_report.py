@@ -457,8 +457,10 @@ def test_table_caption_names_our_data_set_when_it_is_not_the_papers(tmp_path):
     assert table_title(df, 2) == "Table 2: VAE-AS on MNIST, α and β sweeps — ours on digits, the paper's on MNIST"
     write_table(df, tmp_path / "t.csv", tmp_path / "t.md")
     assert (tmp_path / "t.md").read_text().startswith("**Table 2: VAE-AS on MNIST, α and β sweeps — ours on digits")
-    mnist = build_table(2, [{**row, "dataset": "mnist"}])
+    mnist = build_table(2, [{**row, "dataset": "mnist", "log_n": math.log(55000)}])
     assert table_title(mnist, 2) == "Table 2: VAE-AS on MNIST, α and β sweeps"
+    subset = build_table(2, [{**row, "dataset": "mnist", "log_n": math.log(1000)}])
+    assert table_title(subset, 2) == "Table 2: VAE-AS on MNIST, α and β sweeps — ours on 1,000 training images, the paper's on 55,000"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -480,12 +482,29 @@ def test_a_table_on_another_data_set_than_the_papers_has_no_delta_and_says_why(t
         "over seeds (the paper's value on its own data set). No Δ column: ours are on digits, the paper's on MNIST, "
         "so a difference would compare data sets, not methods.")
     assert not [c for c in pd.read_csv(tmp_path / "t2.csv").columns if c.endswith("_delta")]
-    # On the paper's own data set the Δ stays, in the frame, the cells and the caption.
-    mnist = R.build_table(2, [{**r, "dataset": "mnist"} for r in DIGITS_ROWS])
+    # On the paper's own data set and N the Δ stays, in the frame, the cells and the caption.
+    mnist = R.build_table(2, [{**r, "dataset": "mnist", "log_n": math.log(55000)} for r in DIGITS_ROWS])
     assert mnist.nll_test_delta.iloc[1] == pytest.approx(24.0 - 96.32)
     assert "24.00 ± 1.41 (paper 96.32, Δ −72.32)" in R.format_table(mnist)
     R.write_table(mnist, tmp_path / "m.csv", tmp_path / "m.md")
     assert R.CELL_LEGEND in (tmp_path / "m.md").read_text()
+
+
+def test_a_table_on_fewer_training_images_than_the_papers_has_no_delta_and_says_what_compares(tmp_path):
+    """Issue 10: on the paper's data set but a 1,000-image subset, ours − paper measures the scale
+    (MI's bound is log N), so no Δ; the caption names the scale and what is comparable."""
+    rows = [{**r, "dataset": "mnist", "log_n": math.log(1000)} for r in DIGITS_ROWS]
+    df = R.build_table(2, rows)
+    assert not [c for c in df.columns if c.endswith("_delta")] and df.nll_test_paper.iloc[1] == 96.32
+    assert "24.00 ± 1.41 (paper 96.32) |" in R.format_table(df)
+    R.write_table(df, tmp_path / "t.csv", tmp_path / "t.md")
+    assert (tmp_path / "t.md").read_text().startswith(
+        "**Table 2: VAE-AS on MNIST, α and β sweeps — ours on 1,000 training images, the paper's on 55,000.** "
+        "Cells: our mean ± sd over seeds (the paper's value). No Δ column: ours come from 1,000 training images, "
+        "the paper's from 55,000, and every column scales with N and with how much a model overfits (MI's upper "
+        "bound is log N: 6.91 here, 10.92 in the paper)")
+    assert R.delta_meaningful(3, "omniglot", 24345) and not R.delta_meaningful(3, "omniglot", 1000)
+    assert R.delta_meaningful(2, "mnist", None) and not R.delta_meaningful(2, "digits", 55000)
 
 
 def test_claims_are_titled_with_the_data_they_were_checked_on():
@@ -526,6 +545,11 @@ BANNER = (
 def test_report_and_claims_open_with_the_scope_banner(outputs, tmp_path):
     assert R.scope_banner("demo", SCALES) == BANNER
     assert "Where our data set" not in R.scope_banner("paper", [R.Scale("table2", "mnist", 55000, (300,), 3)])
+    assert "fewer training images" not in R.scope_banner("paper", [R.Scale("table2", "mnist", 55000, (300,), 3)])
+    small = R.scope_banner("mnist-cpu", [R.Scale("table2", "mnist", 1000, (300,), 1),
+                                         R.Scale("table3", "omniglot", 1000, (600,), 1)])
+    assert "> Table 2, Table 3: the paper's data set on fewer training images. What is comparable" in small
+    assert "**MNIST (28×28)**, 1,000 training images, 300 epochs, 1 seed" in small
     _, files, claims = outputs
     R.write_claims(claims, tmp_path / "claims.md", BANNER)
     assert (tmp_path / "claims.md").read_text().startswith(BANNER + "\n\n**Summary:** ")

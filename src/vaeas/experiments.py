@@ -22,7 +22,6 @@ then the grid, whose rules need the data sets' sizes (:data:`vaeas.data.TRAIN_SI
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,16 +110,6 @@ def config_for(cfg: Config, run: Run, cli: dict[str, Any] | None = None) -> Conf
     if not overrides:
         return cfg
     return with_overrides(cfg, overrides, source=f"params.yaml (run {run.id})")
-
-
-def run_params(cfg: Config, run: Run) -> dict:
-    """Everything that determines one run's model: its resolved sections and the run itself.
-
-    Snakemake compares this between invocations (rerun trigger 'params'), so it must not carry
-    the rest of the grid: editing one run's β must not rerun the others."""
-    resolved = config_for(cfg, run).to_dict()
-    keep = ("data", "model", "labels", "training")
-    return {**{k: resolved[k] for k in keep}, "run": dataclasses.asdict(run)}
 
 
 def reconstruction_runs(cfg: Config) -> dict[str, list[Run]]:

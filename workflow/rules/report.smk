@@ -8,6 +8,7 @@ rule table:
         lambda wc: PIPE.table_inputs(CFG, int(wc.n)),
     output:
         csv=f"{RES}/tables/table{{n}}.csv",
+        json=f"{RES}/tables/table{{n}}.json",
         md=report(f"{RES}/tables/table{{n}}.md", caption="../report/table.rst", category="Tables"),
     wildcard_constraints:
         n="[123]",
@@ -45,7 +46,7 @@ rule report:
     input:
         PIPE.report_inputs(CFG),
     output:
-        f"{RES}/REPORT.md",
+        report(f"{RES}/REPORT.md", caption="../report/report.rst", category="Report"),
     params:
         code=CODE["report"],
     shell:

@@ -25,8 +25,10 @@ ran, and paper rows we did not run, are kept (NaN where missing), never dropped.
     96.30 ± 0.40 (paper 96.32, Δ −0.02)
 
 i.e. our mean ± sd over seeds, then the paper's value and ours − paper. When our data set is
-not the paper's (the demo's digits beside MNIST), the ``m_delta`` columns are left out and the
-cell reads ``96.30 ± 0.40 (paper 96.32)``; the caption says why (:data:`CELL_LEGEND_NO_DELTA`). One row per
+not the paper's (the demo's digits beside MNIST), or its training set is smaller than the paper's
+(``data.train_size``: every column scales with N), the ``m_delta`` columns are left out and the
+cell reads ``96.30 ± 0.40 (paper 96.32)``; the caption says why (:data:`CELL_LEGEND_NO_DELTA`,
+:data:`CELL_LEGEND_NO_DELTA_SCALE`, :func:`delta_meaningful`). One row per
 configuration keeps a configuration's numbers on one line (sub-columns for ours / paper / Δ
 would triple the width of an 8-metric table). With one seed the "± sd" is left out; a cell
 reads ``— (paper 96.32)`` for a configuration we did not run and has no parenthesis where the
@@ -74,7 +76,8 @@ files, relative links to images) and the :func:`provenance` of the run.
 
 from .tables import (  # noqa: F401
     METRICS, TABLE_METRICS, METRIC_LABELS, TABLE_DATASETS, PAPER_N, TABLE_TITLES, CELL_LEGEND,
-    CELL_LEGEND_NO_DELTA, TREND_RHO, MI_BOUND_TOL, FIG3_REL_TOL, paper_values, same_data, our_dataset,
+    CELL_LEGEND_NO_DELTA, CELL_LEGEND_NO_DELTA_SCALE, TREND_RHO, MI_BOUND_TOL, FIG3_REL_TOL, paper_values,
+    same_data, our_dataset, our_train_size, delta_meaningful, table_legend,
     build_table, table_title, format_cell, format_table, write_table,
 )
 from .figures import (  # noqa: F401

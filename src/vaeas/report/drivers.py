@@ -41,8 +41,11 @@ def banner(cfg: Config) -> str:
     for experiment in exps.EXPERIMENTS:
         runs = exps.runs(cfg, experiment)
         if runs:
-            epochs = tuple(sorted({exps.config_for(cfg, r).training.epochs for r in runs}))
-            scales.append(Scale(experiment, runs[0].dataset, TRAIN_SIZES[runs[0].dataset], epochs, len(exps.seeds(cfg))))
+            configs = [exps.config_for(cfg, r) for r in runs]
+            epochs = tuple(sorted({c.training.epochs for c in configs}))
+            full = TRAIN_SIZES[runs[0].dataset]
+            n = min(configs[0].data.train_size or full, full)      # data.train_size: a seeded subset
+            scales.append(Scale(experiment, runs[0].dataset, n, epochs, len(exps.seeds(cfg))))
     return scope_banner(cfg.profile, scales)
 
 

@@ -4,6 +4,7 @@ frame (CSV) and Markdown. See :mod:`vaeas.report` for the cell format."""
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -32,7 +33,7 @@ METRIC_LABELS = {"nll_test": "NLL_test", "kl_test": "KL_test", "au": "AU", "nll_
                  "kl_train": "KL_train", "mi": "MI", "md": "MD", "sc": "SC"}
 #: Which data set each table reports, and its training-set size N in the paper (§5.1).
 TABLE_DATASETS = {1: "MNIST", 2: "MNIST", 3: "Omniglot"}
-PAPER_N = {2: 55_000, 3: 24_345}
+PAPER_N = {1: 55_000, 2: 55_000, 3: 24_345}
 TABLE_TITLES = {
     1: "Table 1: active units of z vs decoder depth (VAE, MNIST)",
     2: "Table 2: VAE-AS on MNIST, α and β sweeps",
@@ -45,6 +46,16 @@ CELL_LEGEND_NO_DELTA = ("Cells: our mean ± sd over seeds (the paper's value on 
                         "ours are on {ours}, the paper's on {paper}, so a difference would compare data sets, not "
                         "methods. NLL, KL, MI, MD and SC in nats; AU is a count of latent dimensions. "
                         "'—': not run / not reported.")
+#: The legend of a table on the paper's data set but a smaller training set: no Δ, and what is
+#: comparable instead (issue 10: a reviewer must never be misled by a Δ column).
+CELL_LEGEND_NO_DELTA_SCALE = (
+    "Cells: our mean ± sd over seeds (the paper's value). No Δ column: ours come from {n:,} training images, "
+    "the paper's from {paper_n:,}, and every column scales with N and with how much a model overfits "
+    "(MI's upper bound is log N: {log_n:.2f} here, {paper_log_n:.2f} in the paper), so ours − paper would "
+    "measure the scale, not the method. Comparable: the trends along α and β, the identity MD = KL_train "
+    "− log N + SC, MI against its own bound log N, and the softmax against the Monte Carlo estimates (the "
+    "claims check each). NLL, KL, MI, MD and SC in nats; AU is a count of latent dimensions. "
+    "'—': not run / not reported.")
 
 TREND_RHO = 0.8
 MI_BOUND_TOL = 0.5
@@ -69,6 +80,32 @@ def paper_values(table: int) -> pd.DataFrame:
     for col in ("alpha", "beta", "decoder_layers", *METRICS):
         out[col] = out[col].astype(float)
     return out
+
+
+def our_train_size(df: pd.DataFrame) -> int | None:
+    """Our training-set size N in a frame with ``log_n`` (None when no row has it)."""
+    if "log_n" not in df.columns:
+        return None
+    values = pd.to_numeric(df["log_n"], errors="coerce").dropna()
+    return int(round(math.exp(values.iloc[0]))) if len(values) else None
+
+
+def delta_meaningful(table: int, dataset: str | None, n: int | None) -> bool:
+    """Whether ours − paper compares methods: our data set is the paper's and so is the
+    training-set size N (unknown N or no rows yet count as the paper's)."""
+    return same_data(dataset, TABLE_DATASETS[table]) and (n is None or n == PAPER_N[table])
+
+
+def table_legend(df: pd.DataFrame, table: int) -> str:
+    """The cell legend of a table: with Δ, without Δ across data sets, or without Δ at a smaller scale."""
+    ours = our_dataset(df)
+    if not same_data(ours, TABLE_DATASETS[table]):
+        return CELL_LEGEND_NO_DELTA.format(ours=ours, paper=TABLE_DATASETS[table])
+    n = our_train_size(df)
+    if delta_meaningful(table, ours, n):
+        return CELL_LEGEND
+    return CELL_LEGEND_NO_DELTA_SCALE.format(n=n, paper_n=PAPER_N[table], log_n=math.log(n),
+                                             paper_log_n=math.log(PAPER_N[table]))
 
 
 def same_data(ours: str | None, paper: str) -> bool:
@@ -194,8 +231,9 @@ def build_table(table: int, rows: Sequence[Mapping]) -> pd.DataFrame:
     cols = ["config", *keys, "n_seeds", "in_paper", "log_n", "label_count",
             *[f"{m}_{s}" for m in metrics for s in ("mean", "sd", "paper", "delta")],
             *[f"{m}_{s}" for m in checks for s in ("mean", "sd")]]
-    if datasets and not same_data(datasets[0], TABLE_DATASETS[table]):
-        cols = [c for c in cols if not c.endswith("_delta")]    # no Δ across data sets (see CELL_LEGEND_NO_DELTA)
+    sizes = sorted({int(round(math.exp(v))) for v in ours["log_n"].dropna()})
+    if datasets and not delta_meaningful(table, datasets[0], sizes[0] if sizes else None):
+        cols = [c for c in cols if not c.endswith("_delta")]    # no Δ across data sets or scales (table_legend)
     out = merged[cols].reset_index(drop=True)
     out["dataset"] = datasets[0] if datasets else ""
     out.attrs["table"] = table
@@ -209,10 +247,14 @@ def our_dataset(df: pd.DataFrame) -> str:
 
 
 def table_title(df: pd.DataFrame, table: int) -> str:
-    """The paper's title, plus which data set our numbers come from when it is not the paper's."""
+    """The paper's title, plus which data set our numbers come from when it is not the paper's,
+    or how many of its training images when fewer than the paper's."""
     ours = our_dataset(df)
     if ours and ours.lower() != TABLE_DATASETS[table].lower():
         return f"{TABLE_TITLES[table]} — ours on {ours}, the paper's on {TABLE_DATASETS[table]}"
+    n = our_train_size(df)
+    if ours and n is not None and n != PAPER_N[table]:
+        return f"{TABLE_TITLES[table]} — ours on {n:,} training images, the paper's on {PAPER_N[table]:,}"
     return TABLE_TITLES[table]
 
 
@@ -279,15 +321,34 @@ def format_table(df: pd.DataFrame) -> str:
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def write_table(df: pd.DataFrame, csv_path: str | os.PathLike, md_path: str | os.PathLike) -> None:
-    """The full frame as CSV, and a captioned Markdown rendering (:func:`format_table`)."""
+def metrics_json(df: pd.DataFrame) -> dict:
+    """Our means of a :func:`build_table` frame as DVC metrics: ``{config: {metric: mean}}``, the
+    configurations named as the runs of params.yaml (``vae``, ``a1_b0p5``; ``dec3`` in Table 1),
+    so that ``dvc metrics diff`` after an edit of one β shows exactly that configuration's numbers."""
+    table = _table_of(df)
+    cols = [c[:-5] for c in df.columns if c.endswith("_mean")]
+    out: dict = {}
+    for _, r in df[df["n_seeds"] > 0].iterrows():
+        if table == 1:
+            key = f"dec{int(r['decoder_layers'])}"
+        elif r["method"] == "vae":
+            key = "vae"
+        else:
+            key = f"a{r['alpha']:g}_b{r['beta']:g}".replace(".", "p")
+        out[key] = {m: round(float(r[f"{m}_mean"]), 4) for m in cols if math.isfinite(_num(r[f"{m}_mean"]))}
+    return out
+
+
+def write_table(df: pd.DataFrame, csv_path: str | os.PathLike, md_path: str | os.PathLike,
+                json_path: str | os.PathLike | None = None) -> None:
+    """The full frame as CSV, a captioned Markdown rendering (:func:`format_table`) and, with
+    ``json_path``, our means as DVC metrics (:func:`metrics_json`)."""
     table = _table_of(df)
     with atomic_path(csv_path) as tmp:
         df.to_csv(tmp, index=False)
-    ours = our_dataset(df)
-    legend = (CELL_LEGEND if same_data(ours, TABLE_DATASETS[table]) else
-              CELL_LEGEND_NO_DELTA.format(ours=ours, paper=TABLE_DATASETS[table]))
-    caption = f"**{table_title(df, table)}.** {legend}"
+    if json_path is not None:
+        write_text(json_path, json.dumps(metrics_json(df), indent=2, sort_keys=True) + "\n")
+    caption = f"**{table_title(df, table)}.** {table_legend(df, table)}"
     if any(f"{m}_mean" in df.columns and df[f"{m}_mean"].notna().any() for m in CHECKS):
         caption += (" Beyond the paper: MI_MC / MD_MC are Monte Carlo estimates over all N training "
                     "posteriors (what the softmax MI / MD estimate); MI_refit / MD_refit come from a "
