@@ -314,6 +314,18 @@ def test_figure3_claim():
     assert claim.passed is False
 
 
+def test_figure3_claim_adds_log_n_over_v_for_shared_labels():
+    """Shared labels with eq. 10's log N (D5): MI is capped at log V, so MI + MD falls short of the
+    KL by log(N/V) by construction; the claim compares KL with MI + MD + log(N/V) (``md_gap``)."""
+    full = synthetic_log(gap_end=0.1).assign(run="labels1000 seed 0", md_gap=0.0)
+    shared = synthetic_log(gap_end=0.1).assign(run="labels200 seed 0", md_gap=math.log(5))
+    shared["md"] -= math.log(5)
+    claim = by_id(R.check_claims({}, None, pd.concat([full, shared], ignore_index=True)))["Fig3-KL-decomposition"]
+    assert claim.passed is True and "MI + MD + log(N/V)" in claim.evidence and "+ 1.61 =" in claim.evidence
+    without = pd.concat([full, shared.assign(md_gap=0.0)], ignore_index=True)
+    assert by_id(R.check_claims({}, None, without))["Fig3-KL-decomposition"].passed is False
+
+
 def test_trend_rule():
     assert R.trend(pd.Series([5.0, 4.0, 4.5, 1.0], index=[0.1, 1, 2, 5]), -1)[0] is True
     assert R.trend(pd.Series([5.0, 5.0, 5.0], index=[1, 2, 3]), -1)[0] is False

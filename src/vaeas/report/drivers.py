@@ -4,6 +4,7 @@ to the tables, figures, claims and report of this package."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -83,12 +84,21 @@ def _fig2_frames(cfg: Config):
 
 
 def _fig3_logs(cfg: Config):
+    """Figure 3's training logs, one ``run`` per model, with ``md_gap``: log N − log V when the run
+    shares V < N labels and eq. 10 subtracts log N (``labels.md_constant: n``, D5), else 0 — the
+    part of the KL that MI, capped at log V, cannot see, so that MI + MD + md_gap is the sum
+    Appendix 7.1's decomposition compares with the mean KL."""
     frames = []
     for run, seed in fig2_runs(cfg):
         path = log_path(run, cfg, seed)
         _require([path])
         frame = pd.read_csv(path)
         frame["run"] = f"{run.name} seed {seed}"
+        labels = exps.config_for(cfg, run).labels
+        metrics = read_metrics([metrics_path(run, cfg, seed)])[0] if Path(metrics_path(run, cfg, seed)).exists() else {}
+        count, log_n = metrics.get("label_count"), metrics.get("log_n")
+        shared = labels.md_constant == "n" and count and log_n and math.log(count) < log_n - 1e-9
+        frame["md_gap"] = (log_n - math.log(count)) if shared else 0.0
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
