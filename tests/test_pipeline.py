@@ -1,6 +1,7 @@
 """The pipeline: Snakemake and DVC describe one DAG, produce the same files, and rerun only what
 an edit of params.yaml touches."""
 
+import difflib
 import json
 import os
 import re
@@ -71,6 +72,39 @@ def test_repository_dags_agree_for_the_demo_profile():
     """The committed dvc.yaml (demo profile) and the Snakefile list the same output files."""
     assert load_config(REPO / "params.yaml").profile == "demo"
     assert snakemake_outputs(REPO, "profile=demo") == dvc_outputs(REPO)
+
+
+def _set(raw: dict, dotted: str, value) -> dict:
+    node = raw
+    *parents, last = dotted.split(".")
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return raw
+
+
+@pytest.mark.parametrize("override,old,new", [
+    ("profiles.ci.training.epochs=3", "      epochs: 2", "      epochs: 3"),
+    ("profile=ci", "profile: demo", "profile: ci"),
+    ("experiments.table2.runs.a1_b0p5.beta=0.25", "        beta: 0.5", "        beta: 0.25"),
+])
+def test_params_yaml_is_a_fixed_point_of_dvc_set_param(tmp_path, override, old, new):
+    """`dvc exp run --set-param` rewrites params.yaml with dvc.utils.hydra.apply_overrides (a
+    ruamel round trip): on the committed file it changes exactly the line of the edited value."""
+    from dvc.utils.hydra import apply_overrides
+
+    copy = tmp_path / "params.yaml"
+    shutil.copy(REPO / "params.yaml", copy)
+    apply_overrides(str(copy), [override])
+    before = (REPO / "params.yaml").read_text().splitlines(keepends=True)
+    after = copy.read_text().splitlines(keepends=True)
+    changed = [line for line in difflib.unified_diff(before, after, n=0)
+               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert changed == [f"-{old}\n", f"+{new}\n"]
+    key, _, value = override.partition("=")
+    expected = _set(yaml.safe_load("".join(before)), key, yaml.safe_load(value))
+    assert yaml.safe_load("".join(after)) == expected
+    assert load_config(copy, profile="ci").profile == "ci"        # still valid for the schema
 
 
 @pytest.mark.parametrize("profile", ["paper", "mnist-cpu", "ci"])
