@@ -1,10 +1,13 @@
 """The pipeline: Snakemake and DVC describe one DAG, produce the same files, and rerun only what
 an edit of params.yaml touches."""
 
+import csv
 import difflib
+import io
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -24,13 +27,13 @@ TINY = {
     "profile": "t",
     "data": {"root": "data"},
     "model": {"hidden_units": 16, "encoder_layers": 1, "decoder_layers": 1, "classifier_layers": 1},
-    "training": {"epochs": 2, "batch_size": 256, "device": "cpu"},
+    "training": {"epochs": 300, "batch_size": 256, "device": "cpu"},       # the profile sets 2
     "evaluation": {"iw_samples": 4, "mc_sizes": [1247, 100, 20], "mc_repeats": 2},
     "experiments": {"seeds": [0], "table2": {"dataset": "digits", "runs": {
         "vae": {"objective": "vae"},
         "a1_b1": {"alpha": 1.0, "beta": 1.0},
         "a1_b5": {"alpha": 1.0, "beta": 5.0}}}},
-    "profiles": {"t": {"description": "three runs of Table 2 on digits"}},
+    "profiles": {"t": {"description": "three runs of Table 2 on digits", "training": {"epochs": 2}}},
 }
 
 
@@ -65,7 +68,20 @@ def make_project(tmp: Path, name: str) -> Path:
     # DVC stages depend on the package code they run.
     shutil.copytree(REPO / "src" / "vaeas", proj / "src" / "vaeas", ignore=shutil.ignore_patterns("__pycache__"))
     (proj / "params.yaml").write_text(yaml.safe_dump(TINY, default_flow_style=False, sort_keys=False))
+    (proj / ".gitignore").write_text("/runs/\n")      # as in the repository: git never holds runs/
     return proj
+
+
+def exp_show(cwd: Path, *options: str) -> list[dict]:
+    """`dvc exp show --csv`: one dict per row (workspace first, then the commit), keyed by the
+    column names DVC prints (`<file>:<key>`, or `<key>` where only one file has that key)."""
+    return list(csv.DictReader(io.StringIO(sh([str(BIN / "dvc"), "exp", "show", *options, "--csv"], cwd))))
+
+
+def readme_exp_show_commands() -> list[list[str]]:
+    """The `dvc exp show` commands of the README, for the demo profile."""
+    text = (REPO / "README.md").read_text()
+    return [shlex.split(m, comments=True) for m in re.findall(r"^(dvc exp show .*)$", text, flags=re.M)]
 
 
 def test_repository_dags_agree_for_the_demo_profile():
@@ -148,6 +164,18 @@ def test_snakemake_and_dvc_build_identical_results_and_rerun_only_an_edited_run(
     curve = plots["runs/t/table2/a1_b1/seed0/model.log.csv"][0]["content"]["data"]["values"]
     assert {row["field"] for row in curve} == {"loss", "recon", "kl", "mi", "md", "sc"}       # pipeline.curve_columns
     assert sorted({row["epoch"] for row in curve}) == ["1", "2"] and float(curve[0]["mi"]) >= 0.0
+    # dvc exp show: the values in force (the profile's resolved configuration, and each run's
+    # config.json, which its stages declare as params) beside params.yaml's base values, and the
+    # metrics; in the commit's row too (the configurations are in DVC's cache, runs/ is not in git).
+    rows = exp_show(dvcp)
+    assert [row["rev"] for row in rows][0] == "workspace" and len(rows) == 2
+    for row in rows:
+        assert row["runs/t/table2/a1_b1/seed0/config.json:train.training.epochs"] == "2"    # the profile's
+        assert row["runs/t/config.json:training.epochs"] == "2"
+        assert row["params.yaml:training.epochs"] == "300"                     # the base section, as written
+        assert row["profiles.t.training.epochs"] == "2"
+        assert float(row["runs/t/table2/a1_b1/seed0/metrics.json:mi"]) == mi
+        assert float(row["a1_b1.mi"]) == round(mi, 4)                          # results/t/tables/table2.json
     # Same files, and (CPU training is deterministic) the same numbers.
     for run in ("vae", "a1_b1", "a1_b5"):
         path = f"runs/t/table2/{run}/seed0/metrics.json"
@@ -167,7 +195,27 @@ def test_snakemake_and_dvc_build_identical_results_and_rerun_only_an_edited_run(
     assert "runs/t/table2/a1_b5/seed0/metrics.json" in diff and "runs/t/table2/a1_b1/seed0/metrics.json" not in diff
     assert diff["runs/t/table2/a1_b5/seed0/metrics.json"]["beta"] == {"old": 5.0, "new": 4.0, "diff": -1.0}
     assert {k.split(".")[0] for k in diff["results/t/tables/table2.json"]} == {"a1_b4", "a1_b5"}   # renamed by β
+    # The README's `dvc exp show` commands, on this profile. After the edit, --only-changed without
+    # dependency hashes or timings: the edited key (params.yaml, the profile's and the run's
+    # configuration), the run's metrics and its table row, nothing of another run.
+    only_changed, in_force, one_run = [[w.replace("/demo/", "/t/").replace("a1_b0p5", "a1_b5") for w in argv[3:]]
+                                       for argv in readme_exp_show_commands()]
+    rows = exp_show(dvcp, *only_changed)
+    columns = set(rows[0]) - {"Experiment", "rev", "typ", "Created", "parent"}
+    edited = {"params.yaml:experiments.table2.runs.a1_b5.beta", "runs/t/config.json:experiments.table2.runs.a1_b5.beta",
+              "runs/t/table2/a1_b5/seed0/config.json:run.beta"}
+    assert edited | {"runs/t/table2/a1_b5/seed0/metrics.json:nll_test", "a1_b4.nll_test", "a1_b5.nll_test"} <= columns
+    assert all(c.startswith(("runs/t/table2/a1_b5/seed0/metrics.json:", "a1_b4.", "a1_b5.")) and not c.endswith(":seconds")
+               for c in columns - edited), columns
+    assert [rows[0][c] for c in sorted(edited)] == ["4.0"] * 3 and [rows[1][c] for c in sorted(edited)] == ["5.0"] * 3
+    rows = exp_show(dvcp, *in_force, "--keep", "rev$")
+    assert set(rows[0]) > {"rev", "runs/t/config.json:training.epochs", "runs/t/config.json:model.hidden_units"}
+    assert all(c in ("Experiment", "rev") or c.startswith("runs/t/config.json:") for c in rows[0]) and rows[0]["runs/t/config.json:training.epochs"] == "2"
+    rows = exp_show(dvcp, *one_run, "--keep", "rev$")
+    assert all(c in ("Experiment", "rev") or c.startswith("runs/t/table2/a1_b5/seed0/") for c in rows[0])
+    assert rows[0]["runs/t/table2/a1_b5/seed0/config.json:run.beta"] == "4.0" and "runs/t/table2/a1_b5/seed0/metrics.json:nll_test" in rows[0]
     dry = sh([str(BIN / "snakemake"), "-n"], snake)
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.split("Job stats:")[1], flags=re.M))
     assert jobs == {"train": "1", "evaluate": "1", "table": "1", "figure": "1", "claims": "1", "report": "1",
                     "all": "1", "total": "7"}
+
