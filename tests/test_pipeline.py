@@ -219,3 +219,20 @@ def test_snakemake_and_dvc_build_identical_results_and_rerun_only_an_edited_run(
     assert jobs == {"train": "1", "evaluate": "1", "table": "1", "figure": "1", "claims": "1", "report": "1",
                     "all": "1", "total": "7"}
 
+    # A directory remote: push from this project; a fresh clone pulls the models (and the run
+    # configurations, which git does not hold) and has nothing to do.
+    sh([*git, "add", "-A"], dvcp)
+    sh([*git, "commit", "-q", "-m", "beta 4"], dvcp)
+    sh([str(BIN / "dvc"), "remote", "add", "-d", "local", str(tmp_path / "remote")], dvcp)
+    sh([*git, "commit", "-q", "-am", "remote"], dvcp)
+    assert "files pushed" in sh([str(BIN / "dvc"), "push"], dvcp)
+    sh(["git", "clone", "-q", str(dvcp), str(tmp_path / "clone")], tmp_path)
+    clone = tmp_path / "clone"
+    assert not (clone / "runs").exists()
+    sh([str(BIN / "dvc"), "pull"], clone)
+    for run in ("vae", "a1_b1", "a1_b5"):
+        for name in ("model.pt", "config.json", "metrics.json"):
+            path = f"runs/t/table2/{run}/seed0/{name}"
+            assert (clone / path).read_bytes() == (dvcp / path).read_bytes(), path
+    assert json.loads(sh([str(BIN / "dvc"), "status", "--json"], clone)) == {}
+    assert "Data and pipelines are up to date." in sh([str(BIN / "dvc"), "status"], clone)
