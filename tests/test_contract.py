@@ -287,3 +287,33 @@ def test_a_finished_model_is_kept_and_restored_when_its_configuration_comes_back
     assert main(["resolve"]) == 0
     assert main(["train", "--config", conf, "--quiet"]) == 0       # back: restored, not retrained
     assert model.read_bytes() == first and log.read_text() == first_log
+
+
+def test_a_model_trained_outside_snakemake_with_another_configuration_is_trained_again(tmp_path, monkeypatch):
+    """A model.pt trained by hand under another configuration was taken as finished by Snakemake
+    (it records params only for outputs it made). Now it is set aside and trained again, whether
+    it was trained with --run (its own stored configuration is compared) or with --config, as
+    DVC does (its kept record is compared); a model trained with the run's configuration stays."""
+    proj, cfg = _project_configs(tmp_path)
+    monkeypatch.chdir(proj)
+    assert main(["resolve"]) == 0 and main(["process", "digits"]) == 0
+    model = {run: Path(f"runs/t/table2/{run}/seed0/model.pt") for run in RUNS}
+    # vae: by hand with another epoch count; a1_b1: by hand with the profile's; a1_b5: as DVC does
+    assert main(["train", "--run", "table2.vae", "--seed", "0", "--out", str(model["vae"]),
+                 "--set", "training.epochs=1", "--quiet"]) == 0
+    assert main(["train", "--run", "table2.a1_b1", "--seed", "0", "--out", str(model["a1_b1"]), "--quiet"]) == 0
+    assert main(["train", "--config", "runs/t/table2/a1_b5/seed0/config.json", "--quiet"]) == 0
+    trained = {run: path.read_bytes() for run, path in model.items()}
+
+    dry = sh([str(BIN / "snakemake"), "-n"], proj)
+    assert f"vaeas: {model['vae']} was trained with another configuration (training.epochs: 1 -> 2): " \
+           f"moved to {model['vae']}.stale; it will be trained again" in dry, dry
+    assert not model["vae"].exists() and Path(f"{model['vae']}.stale").read_bytes() == trained["vae"]
+    assert model["a1_b1"].read_bytes() == trained["a1_b1"] and model["a1_b5"].read_bytes() == trained["a1_b5"]
+    assert snakemake_jobs(proj)["train"] == 1                       # vae only
+
+    edit(proj, "experiments.table2.runs.a1_b5.beta", 4.0)           # the DVC-made model is now stale
+    dry = sh([str(BIN / "snakemake"), "-n"], proj)
+    assert f"vaeas: {model['a1_b5']} was trained with another configuration (train.run.beta: 5.0 -> 4.0)" in dry, dry
+    assert not model["a1_b5"].exists() and model["a1_b1"].read_bytes() == trained["a1_b1"]
+    assert snakemake_jobs(proj)["train"] == 2                       # vae and a1_b5

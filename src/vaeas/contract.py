@@ -158,9 +158,18 @@ def load(path: str | os.PathLike):
     return cfg, spec, run
 
 
+def differences(path: str | os.PathLike, model_config: dict) -> list[str]:
+    """Keys of the ``train`` group of this config.json whose value differs in ``model_config``
+    (a model's recorded ``Config.to_dict()``), as ``section.key: model's -> config.json's``.
+    Inert keys are not compared."""
+    train = read(path)["train"]
+    missing = "(absent)"
+    return [f"{section}.{key}: {model_config.get(section, {}).get(key, missing)!r} -> {value!r}"
+            for section, values in train.items() for key, value in values.items()
+            if model_config.get(section, {}).get(key, missing) != value]
+
+
 def trained_with(path: str | os.PathLike, model_config: dict) -> bool:
     """Was a model whose recorded configuration is ``model_config`` (its ``Config.to_dict()``)
     trained with the ``train`` group of this config.json? Inert keys are not compared."""
-    train = read(path)["train"]
-    return all(model_config.get(section, {}).get(key, object()) == value
-               for section, values in train.items() for key, value in values.items())
+    return not differences(path, model_config)
