@@ -1,8 +1,8 @@
 # Shared setup: validate params.yaml once (one-line error naming the key, before any job),
 # and ask the package for the grid and every path. No pipeline logic lives here.
-import os
 import sys
 
+from vaeas import gpu_driver_present
 from vaeas import contract as CONTRACT
 from vaeas import experiments as EXPS
 from vaeas import finished as FINISHED
@@ -85,9 +85,9 @@ RUNS = {(r.experiment, r.name): r for r in EXPS.runs(CFG)}
 def _cuda() -> bool:
     if CFG.training.device == "cpu":
         return False
-    # No GPU driver on this host (NVIDIA, WSL, ROCm): answer without importing torch, which takes
-    # seconds on every parse of this file, and each Slurm job parses it twice.
-    if not any(os.path.exists(p) for p in ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/dxg", "/dev/kfd")):
+    # No GPU driver on this host: answer without importing torch, which takes seconds on every
+    # parse of this file, and each Slurm job parses it twice.
+    if not gpu_driver_present():
         return False
     import torch
 
