@@ -238,18 +238,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("fetch", help="download and sha256-verify a data set's raw files")
-    p.add_argument("dataset", help="mnist, omniglot or digits")
+    p.add_argument("dataset", help="mnist, omniglot, digits or omniglot-mini")
     _add_config_args(p)
     p.set_defaults(func=cmd_fetch)
 
     p = sub.add_parser("process", help="build the canonical processed file of a data set")
-    p.add_argument("dataset", help="mnist, omniglot or digits")
+    p.add_argument("dataset", help="mnist, omniglot, digits or omniglot-mini")
     _add_config_args(p)
     p.set_defaults(func=cmd_process)
 
     p = sub.add_parser("train", help="train VAE or VAE-AS; resumes from its checkpoint")
     p.add_argument("--run", default=None, help="a run of the grid, EXPERIMENT.RUN (e.g. table2.a1_b0p5)")
-    p.add_argument("--dataset", default=None, help="mnist, omniglot or digits (ad-hoc run instead of --run)")
+    p.add_argument("--dataset", default=None, help="mnist, omniglot, digits or omniglot-mini (ad-hoc run instead of --run)")
     p.add_argument("--objective", default="vaeas", help="vae (ELBO) or vaeas (eq. 3)")
     p.add_argument("--alpha", type=float, default=1.0, help="weight of MI in eq. 3")
     p.add_argument("--beta", type=float, default=1.0, help="weight of MD in eq. 3")

@@ -149,10 +149,10 @@ def stages(cfg: Config, raw: dict | None = None) -> list[Stage]:
     out: list[Stage] = [Stage("resolve", "vaeas resolve --dvc-yaml dvc.yaml", ["params.yaml", *CODE["resolve"]],
                               [whole, *configs], persist=True)]
     for ds in datasets(cfg):
-        if ds != "digits":
+        if ds not in data_paths.EMBEDDED:
             out.append(Stage(f"fetch-{ds}", f"vaeas fetch {ds} {p}", CODE["process"], [raw_marker(cfg, ds)],
                              [{whole: ["data"]}]))
-        deps = ([] if ds == "digits" else [raw_marker(cfg, ds)]) + CODE["process"]
+        deps = ([] if ds in data_paths.EMBEDDED else [raw_marker(cfg, ds)]) + CODE["process"]
         out.append(Stage(f"process-{ds}", f"vaeas process {ds} {p}", deps, [processed_input(cfg, ds)],
                          [{whole: ["data"]}]))
     for run in exps.runs(cfg):
