@@ -55,7 +55,7 @@ def cmd_resolve(args) -> None:
         # the profile's grid (profile switched, runs or seeds added or removed).
         _check_dvc_yaml(cfg, args.params, args.dvc_yaml)
     written = contract.write_run_configs(cfg, args.overrides)
-    total = len(experiments.runs(cfg)) * len(experiments.seeds(cfg))
+    total = len(experiments.distinct(experiments.runs(cfg))) * len(experiments.seeds(cfg))
     print(f"vaeas: profile '{cfg.profile}': {total} run configurations, {len(written)} changed")
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .config import Config, SECTIONS, build_config, parse_overrides
 from .errors import VaeasError
-from .experiments import Run, config_for, runs, seeds
+from .experiments import Run, config_for, distinct, runs, seeds
 from .io import write_text
 
 CONFIG_FILE = "config.json"
@@ -112,7 +112,7 @@ def write_run_configs(cfg: Config, cli_overrides: list[str] | None = None) -> li
     whole = f"runs/{cfg.profile}/{CONFIG_FILE}"
     if write_if_changed(whole, dumps({"format": FORMAT + "-profile", **cfg.to_dict(), "set": list(cli_overrides or [])})):
         written.append(whole)
-    for run in runs(cfg):
+    for run in distinct(runs(cfg)):
         for seed in seeds(cfg):
             path = config_path(cfg, run, seed)
             if write_if_changed(path, dumps(resolved(cfg, run, seed, cli_overrides))):

@@ -118,7 +118,7 @@ def set_aside_stale(cfg: Config) -> list[str]:
     config.json to ``model.pt.stale`` (replacing an older one), so that it is trained again;
     returns one line per model set aside, naming the first key that differs."""
     lines, code = [], None
-    for run in exps.runs(cfg):
+    for run in exps.distinct(exps.runs(cfg)):
         for seed in exps.seeds(cfg):
             model = Path(run.model_path(cfg.profile, seed))
             if not model.is_file():
