@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench                 # 1-3 (about 5 minutes on 2 CPU cores)
     .venv/bin/python -m bench --with-dag      # and 4, the demo profile's whole DAG (minutes)
-    .venv/bin/python -m bench --only step     # one of: step, mc, iw, dag
+    .venv/bin/python -m bench --only step     # one of: step, mc, iw, dag, startup
+    .venv/bin/python -m bench --only startup --only dag --dag-profile ci   # 5 beside 4: jobs' start-up vs the DAG
 
 Ratios compare timings taken in this run on this machine. Run it on an otherwise idle machine:
 the load average is printed before and after, and a busy machine slows the small kernels of the
@@ -24,7 +25,7 @@ TARGETS = {"step": 1.5, "mc_speedup": 10.0, "mc_peak_gb": 2.0, "iw": 0.5, "dag_m
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--only", choices=["step", "mc", "iw", "dag"], action="append")
+    p.add_argument("--only", choices=["step", "mc", "iw", "dag", "startup"], action="append")
     p.add_argument("--with-dag", action="store_true", help="also run benchmark 4 (the demo DAG)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement (best is kept)")
     p.add_argument("--mc-fraction", type=float, default=0.1,
@@ -84,6 +85,16 @@ def main(argv=None) -> int:
         rows.append((f"4 whole DAG, profile {r['profile']}",
                      f"{r['jobs']} jobs, `{r['command']}` in a fresh copy",
                      fmt_s(r["wall_s"]), f"<= {TARGETS['dag_min']:.0f} min", r["wall_s"] <= 60 * TARGETS["dag_min"]))
+    if "startup" in which:
+        from . import startup
+        r = results["startup"] = startup.run(profile=args.dag_profile)
+        dag_run = results.get("dag")
+        core_s = dag_run["wall_s"] * dag_run["cores"] if dag_run else None
+        share = f"{r['startup_core_s'] / core_s:.0%} of the DAG's {core_s:.0f} core-s" if core_s else "(add --only dag)"
+        rows.append((f"5 job start-up, profile {r['profile']}",
+                     "; ".join(f"{kind}: {r['jobs'].get(kind, 0)} jobs x {fmt_s(s)}" for kind, s in r["import_s"].items()
+                               if kind in r["jobs"]) + f" = {r['startup_core_s']:.0f} core-s "
+                     f"({r['torch_share']:.0%} of it importing torch)", share, "(measured, no target)", True))
     load_after = load_average()
     print(f"load average after:  {' '.join(f'{v:.2f}' for v in load_after)}  "
           f"(bench took {fmt_s(time.perf_counter() - t_all)})\n")

@@ -170,3 +170,9 @@ def fetched_and_processed(dataset: str, mirror_url: str, tmp_path_factory) -> Pa
     data.fetch(dataset, cfg, progress=False)
     data.process(dataset, cfg)
     return root
+
+
+@pytest.fixture(scope="session")
+def omniglot_root(mirror_url, tmp_path_factory) -> Path:
+    """Omniglot (lake source, npz form) fetched over HTTP and processed once."""
+    return fetched_and_processed("omniglot", mirror_url, tmp_path_factory)

@@ -48,7 +48,7 @@ def test_bad_override_is_named(capsys, tmp_path):
 def test_unknown_dataset_is_named(capsys, tmp_path):
     code, _, err = run_cli(capsys, "process", "cifar", "--params", str(REPO / "params.yaml"))
     assert code == 2
-    assert only_error_line(err) == "unknown data set 'cifar' (choose from: digits, mnist, omniglot)"
+    assert only_error_line(err) == "unknown data set 'cifar' (choose from: digits, mnist, omniglot, omniglot-mini)"
 
 
 def test_missing_model_file_is_named(capsys, tmp_path):

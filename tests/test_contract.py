@@ -287,3 +287,66 @@ def test_a_finished_model_is_kept_and_restored_when_its_configuration_comes_back
     assert main(["resolve"]) == 0
     assert main(["train", "--config", conf, "--quiet"]) == 0       # back: restored, not retrained
     assert model.read_bytes() == first and log.read_text() == first_log
+
+
+def test_a_model_trained_outside_snakemake_with_another_configuration_is_trained_again(tmp_path, monkeypatch):
+    """A model.pt trained by hand under another configuration was taken as finished by Snakemake
+    (it records params only for outputs it made). Now it is set aside and trained again, whether
+    it was trained with --run (its own stored configuration is compared) or with --config, as
+    DVC does (its kept record is compared); a model trained with the run's configuration stays."""
+    proj, cfg = _project_configs(tmp_path)
+    monkeypatch.chdir(proj)
+    assert main(["resolve"]) == 0 and main(["process", "digits"]) == 0
+    model = {run: Path(f"runs/t/table2/{run}/seed0/model.pt") for run in RUNS}
+    # vae: by hand with another epoch count; a1_b1: by hand with the profile's; a1_b5: as DVC does
+    assert main(["train", "--run", "table2.vae", "--seed", "0", "--out", str(model["vae"]),
+                 "--set", "training.epochs=1", "--quiet"]) == 0
+    assert main(["train", "--run", "table2.a1_b1", "--seed", "0", "--out", str(model["a1_b1"]), "--quiet"]) == 0
+    assert main(["train", "--config", "runs/t/table2/a1_b5/seed0/config.json", "--quiet"]) == 0
+    trained = {run: path.read_bytes() for run, path in model.items()}
+
+    dry = sh([str(BIN / "snakemake"), "-n"], proj)
+    assert f"vaeas: {model['vae']} was trained with another configuration (training.epochs: 1 -> 2): " \
+           f"moved to {model['vae']}.stale; it will be trained again" in dry, dry
+    assert not model["vae"].exists() and Path(f"{model['vae']}.stale").read_bytes() == trained["vae"]
+    assert model["a1_b1"].read_bytes() == trained["a1_b1"] and model["a1_b5"].read_bytes() == trained["a1_b5"]
+    assert snakemake_jobs(proj)["train"] == 1                       # vae only
+
+    edit(proj, "experiments.table2.runs.a1_b5.beta", 4.0)           # the DVC-made model is now stale
+    dry = sh([str(BIN / "snakemake"), "-n"], proj)
+    assert f"vaeas: {model['a1_b5']} was trained with another configuration (train.run.beta: 5.0 -> 4.0)" in dry, dry
+    assert not model["a1_b5"].exists() and model["a1_b1"].read_bytes() == trained["a1_b1"]
+    assert snakemake_jobs(proj)["train"] == 2                       # vae and a1_b5
+
+
+@pytest.mark.parametrize("profile", sorted(yaml.safe_load((REPO / "params.yaml").read_text())["profiles"]))
+def test_no_profile_trains_one_configuration_twice(profile):
+    """Everything that determines a model (data set, objective, α, β, seed and the train and
+    evaluate groups of config.json), compared across the runs that get jobs: the demo and ci
+    profiles trained Table 3 as an exact copy of Table 2 (both on digits) until Table 3 moved to
+    omniglot-mini, and every profile trained Table 2's VAE again as Table 1's row at the base
+    decoder depth (the paper's tables agree that they are one model: AU 8 in both)."""
+    cfg = load_config(REPO / "params.yaml", profile=profile)
+    first: dict[str, str] = {}
+    repeated = set()
+    for run in experiments.distinct(experiments.runs(cfg)):
+        content = contract.resolved(cfg, run, experiments.seeds(cfg)[0])
+        key = json.dumps([{k: v for k, v in content["run"].items() if k not in ("run_id", "experiment", "name")},
+                          content["train"], content["evaluate"]], sort_keys=True)
+        if key in first:
+            repeated.add(frozenset({first[key], run.id}))
+        first.setdefault(key, run.id)
+    assert repeated == set()
+
+
+def test_a_run_that_repeats_an_earlier_configuration_shares_its_files():
+    cfg = load_config(REPO / "params.yaml", profile="demo")       # base decoder depth 2
+    vae = experiments.resolve(cfg, "table2.vae")
+    assert vae.same_as == "table1.dec2" and vae.model_path("demo", 0) == "runs/demo/table1/dec2/seed0/model.pt"
+    assert vae not in experiments.distinct(experiments.runs(cfg))
+    assert "runs/demo/table1/dec2/seed1/metrics.json" in pipeline.table_inputs(cfg, 2)
+    assert not [st for st in pipeline.stages(cfg) if "table2-vae" in st.name or "table2/vae/" in " ".join(st.outs)]
+    # a set: key that only restates the profile's value changes nothing; any other value does
+    paper = load_config(REPO / "params.yaml", profile="paper")   # base depth 5
+    assert experiments.resolve(paper, "table2.vae").same_as == "table1.dec5"
+    assert experiments.resolve(paper, "table1.dec4").same_as is None

@@ -25,7 +25,7 @@ def test_unknown_data_set_is_refused_before_anything_is_done(tmp_path, step):
     root = tmp_path / "root"
     with pytest.raises(VaeasError) as excinfo:
         step(config(root))
-    assert message(excinfo) == "unknown data set 'foo' (choose from: digits, mnist, omniglot)"
+    assert message(excinfo) == "unknown data set 'foo' (choose from: digits, mnist, omniglot, omniglot-mini)"
     assert not root.exists()
 
 

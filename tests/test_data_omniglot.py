@@ -19,13 +19,7 @@ from vaeas.config import DataConfig
 from vaeas.errors import VaeasError
 from vaeas.io import sha256_file
 
-from conftest import config, fetched_and_processed, files_under, message, serve_directory
-
-
-@pytest.fixture(scope="session")
-def omniglot_root(mirror_url, tmp_path_factory) -> Path:
-    """Omniglot (lake source, npz form) fetched over HTTP and processed once."""
-    return fetched_and_processed("omniglot", mirror_url, tmp_path_factory)
+from conftest import config, files_under, message, serve_directory
 
 
 # --- Omniglot --------------------------------------------------------------------------------

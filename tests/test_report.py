@@ -581,7 +581,10 @@ def test_the_banner_of_a_profile_reads_its_runs():
     from conftest import REPO
 
     demo = R.banner(load_config(REPO / "params.yaml", profile="demo"))
-    assert demo.startswith("> **Scope: profile `demo`; data actually used: digits (scikit-learn's 8×8 images).**")
+    assert demo.startswith("> **Scope: profile `demo`; data actually used: digits (scikit-learn's 8×8 images), "
+                           "omniglot-mini (1,000 Omniglot 28×28 images embedded in vaeas).**")
+    assert ("> - Table 3 (and Figure 5): **omniglot-mini (1,000 Omniglot 28×28 images embedded in vaeas)**, 1,000 "
+            "training images, 30 epochs, 2 seeds; the paper: Omniglot (28×28), 24,345 training images") in demo
     assert ("> - Figures 2–3: **digits (scikit-learn's 8×8 images)**, 1,247 training images, 30 epochs, 2 seeds; "
             "the paper: MNIST (28×28), 55,000 training images, 120 epochs") in demo
     paper = R.banner(load_config(REPO / "params.yaml", profile="paper"))

@@ -3,7 +3,7 @@ Multiclassifier" (VAE-AS).
 
 Modules (and packages) one per concept, dependencies pointing one way:
 ``config`` and ``runtime`` (leaves) → ``data`` → ``models`` / ``experiments`` (the grid and its
-paths) → ``estimators`` / ``metrics`` / ``passes`` / ``monitoring`` / ``refit`` → ``training`` → ``evaluation`` / ``pipeline`` → ``report``
+paths) → ``estimators`` / ``metrics`` / ``passes`` / ``monitoring`` / ``refit`` → ``training`` → ``evaluation`` / ``pipeline`` / ``finished`` → ``report``
 → ``cli``, the only entry point the pipeline (Snakemake, DVC) calls. ``tests/test_architecture.py``
 checks that no import points the other way, that there is no cycle, and that no file is over 400
 lines.
@@ -28,3 +28,15 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+#: Device files of a GPU driver (NVIDIA, WSL, ROCm).
+GPU_DRIVER_PATHS = ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/dxg", "/dev/kfd")
+
+
+def gpu_driver_present() -> bool:
+    """Whether this host has a GPU driver, answered without importing torch (seconds per
+    process): a job that only needs to know whether a GPU is there asks this first."""
+    import os
+
+    return any(os.path.exists(p) for p in GPU_DRIVER_PATHS)

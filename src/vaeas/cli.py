@@ -55,7 +55,7 @@ def cmd_resolve(args) -> None:
         # the profile's grid (profile switched, runs or seeds added or removed).
         _check_dvc_yaml(cfg, args.params, args.dvc_yaml)
     written = contract.write_run_configs(cfg, args.overrides)
-    total = len(experiments.runs(cfg)) * len(experiments.seeds(cfg))
+    total = len(experiments.distinct(experiments.runs(cfg))) * len(experiments.seeds(cfg))
     print(f"vaeas: profile '{cfg.profile}': {total} run configurations, {len(written)} changed")
 
 
@@ -69,7 +69,7 @@ def _check_dvc_yaml(cfg, params: str, path: str) -> None:
 
 
 def cmd_train(args) -> None:
-    from . import contract, experiments
+    from . import contract, experiments, finished
     from .training import RunSpec, train
 
     if args.config:
@@ -93,59 +93,13 @@ def cmd_train(args) -> None:
     if not out:
         raise VaeasError("give --out MODEL.pt")
     spec.validate()
-    if args.config and _restore_kept(args.config, out):
+    if args.config and finished.restore(args.config, out):
         print(f"vaeas: {out}: restored the model already trained with this configuration ({out}.kept)")
         return
     path = train(cfg, spec, out, progress=not args.quiet)
     if args.config:
-        _keep(args.config, out)
+        finished.keep(args.config, out)
     print(f"vaeas: wrote {path}")
-
-
-def _kept_record(config: str) -> str:
-    """What a kept model must match to be restored: the run's train group and the training code."""
-    import json
-
-    from . import contract
-    from .pipeline import code_digest
-
-    package = Path(__file__).resolve().parent
-    return json.dumps({"train": contract.part(config, contract.TRAIN_KEYS),
-                       "code": code_digest("train", root=package.parent.parent)
-                       if (package.parent.parent / "src" / "vaeas").is_dir() else str(package)}, sort_keys=True)
-
-
-def _keep(config: str, out: str) -> None:
-    """A second name (hard link) for a finished model, which neither Snakemake nor DVC deletes
-    before rerunning the job: a rerun that then fails loses no finished model."""
-    from .io import write_text
-
-    kept = Path(out + ".kept")
-    kept.unlink(missing_ok=True)
-    try:
-        os.link(out, kept)
-    except OSError:
-        import shutil
-
-        shutil.copyfile(out, kept)
-    write_text(out + ".kept.json", _kept_record(config))
-
-
-def _restore_kept(config: str, out: str) -> bool:
-    """Put back the kept model when it was trained with exactly this configuration and code
-    (its log is rebuilt from the history inside it)."""
-    from .training import load_model, write_log_csv
-
-    kept, record = Path(out + ".kept"), Path(out + ".kept.json")
-    if Path(out).exists() or not kept.is_file() or not record.is_file() or record.read_text() != _kept_record(config):
-        return False
-    try:
-        _, meta = load_model(kept)
-    except VaeasError:
-        return False
-    write_log_csv(meta["history"], Path(out).with_name(Path(out).stem + ".log.csv"))
-    os.link(kept, out)
-    return True
 
 
 def _model_and_meta(args):
@@ -284,18 +238,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("fetch", help="download and sha256-verify a data set's raw files")
-    p.add_argument("dataset", help="mnist, omniglot or digits")
+    p.add_argument("dataset", help="mnist, omniglot, digits or omniglot-mini")
     _add_config_args(p)
     p.set_defaults(func=cmd_fetch)
 
     p = sub.add_parser("process", help="build the canonical processed file of a data set")
-    p.add_argument("dataset", help="mnist, omniglot or digits")
+    p.add_argument("dataset", help="mnist, omniglot, digits or omniglot-mini")
     _add_config_args(p)
     p.set_defaults(func=cmd_process)
 
     p = sub.add_parser("train", help="train VAE or VAE-AS; resumes from its checkpoint")
     p.add_argument("--run", default=None, help="a run of the grid, EXPERIMENT.RUN (e.g. table2.a1_b0p5)")
-    p.add_argument("--dataset", default=None, help="mnist, omniglot or digits (ad-hoc run instead of --run)")
+    p.add_argument("--dataset", default=None, help="mnist, omniglot, digits or omniglot-mini (ad-hoc run instead of --run)")
     p.add_argument("--objective", default="vaeas", help="vae (ELBO) or vaeas (eq. 3)")
     p.add_argument("--alpha", type=float, default=1.0, help="weight of MI in eq. 3")
     p.add_argument("--beta", type=float, default=1.0, help="weight of MD in eq. 3")

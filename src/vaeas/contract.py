@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .config import Config, SECTIONS, build_config, parse_overrides
 from .errors import VaeasError
-from .experiments import Run, config_for, runs, seeds
+from .experiments import Run, config_for, distinct, runs, seeds
 from .io import write_text
 
 CONFIG_FILE = "config.json"
@@ -112,7 +112,7 @@ def write_run_configs(cfg: Config, cli_overrides: list[str] | None = None) -> li
     whole = f"runs/{cfg.profile}/{CONFIG_FILE}"
     if write_if_changed(whole, dumps({"format": FORMAT + "-profile", **cfg.to_dict(), "set": list(cli_overrides or [])})):
         written.append(whole)
-    for run in runs(cfg):
+    for run in distinct(runs(cfg)):
         for seed in seeds(cfg):
             path = config_path(cfg, run, seed)
             if write_if_changed(path, dumps(resolved(cfg, run, seed, cli_overrides))):
@@ -158,9 +158,18 @@ def load(path: str | os.PathLike):
     return cfg, spec, run
 
 
+def differences(path: str | os.PathLike, model_config: dict) -> list[str]:
+    """Keys of the ``train`` group of this config.json whose value differs in ``model_config``
+    (a model's recorded ``Config.to_dict()``), as ``section.key: model's -> config.json's``.
+    Inert keys are not compared."""
+    train = read(path)["train"]
+    missing = "(absent)"
+    return [f"{section}.{key}: {model_config.get(section, {}).get(key, missing)!r} -> {value!r}"
+            for section, values in train.items() for key, value in values.items()
+            if model_config.get(section, {}).get(key, missing) != value]
+
+
 def trained_with(path: str | os.PathLike, model_config: dict) -> bool:
     """Was a model whose recorded configuration is ``model_config`` (its ``Config.to_dict()``)
     trained with the ``train`` group of this config.json? Inert keys are not compared."""
-    train = read(path)["train"]
-    return all(model_config.get(section, {}).get(key, object()) == value
-               for section, values in train.items() for key, value in values.items())
+    return not differences(path, model_config)

@@ -22,6 +22,8 @@ then the grid, whose rules need the data sets' sizes (:data:`vaeas.data.TRAIN_SI
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,13 +61,17 @@ class Run:
     beta: float = 1.0
     overrides: dict[str, Any] = field(default_factory=dict)
     monte_carlo: bool = False
+    #: The id of an earlier run of the grid that trains exactly this configuration (None: this run
+    #: trains its own model). Its files are that run's: nothing is trained or evaluated twice.
+    same_as: str | None = None
 
     @property
     def id(self) -> str:
         return f"{self.experiment}.{self.name}"
 
     def directory(self, profile: str, seed: int) -> str:
-        return RUN_DIR.format(profile=profile, experiment=self.experiment, run=self.name, seed=seed)
+        experiment, name = self.same_as.split(".", 1) if self.same_as else (self.experiment, self.name)
+        return RUN_DIR.format(profile=profile, experiment=experiment, run=name, seed=seed)
 
     def path(self, profile: str, seed: int, filename: str) -> str:
         return f"{self.directory(profile, seed)}/{filename}"
@@ -79,19 +85,49 @@ def seeds(cfg: Config) -> list[int]:
 
 
 def runs(cfg: Config, experiment: str | None = None) -> list[Run]:
-    """Every run of the grid (or of one experiment), in params.yaml order; null entries dropped."""
-    out = []
-    for exp in EXPERIMENTS if experiment is None else (experiment,):
+    """Every run of the grid (or of one experiment), in params.yaml order; null entries dropped.
+
+    A run whose configuration an earlier run of the grid (in :data:`EXPERIMENTS` order) already
+    trains — e.g. Table 1's row at the base decoder depth and Table 2's VAE — gets that run's id
+    as ``same_as`` and shares its files (:func:`distinct` leaves it out of the jobs)."""
+    out, first = [], {}
+    for exp in EXPERIMENTS:
         section = cfg.experiments.get(exp) or {}
         for name, entry in (section.get("runs") or {}).items():
             if entry is None:
                 continue
-            out.append(Run(experiment=exp, name=name, dataset=section.get("dataset", "mnist"),
-                           objective=entry.get("objective", "vaeas"), alpha=float(entry.get("alpha", 1.0)),
-                           beta=float(entry.get("beta", 1.0)),
-                           overrides={**(section.get("set") or {}), **(entry.get("set") or {})},
-                           monte_carlo=bool(section.get("monte_carlo", False))))
+            run = Run(experiment=exp, name=name, dataset=section.get("dataset", "mnist"),
+                      objective=entry.get("objective", "vaeas"), alpha=float(entry.get("alpha", 1.0)),
+                      beta=float(entry.get("beta", 1.0)),
+                      overrides={**(section.get("set") or {}), **(entry.get("set") or {})},
+                      monte_carlo=bool(section.get("monte_carlo", False)))
+            key = _signature(cfg, run)
+            if key in first:
+                run = dataclasses.replace(run, same_as=first[key])
+            first.setdefault(key, run.id)
+            if experiment is None or exp == experiment:
+                out.append(run)
     return out
+
+
+def distinct(grid: list[Run]) -> list[Run]:
+    """The runs that train a model of their own (``same_as`` unset): one job per configuration."""
+    return [run for run in grid if run.same_as is None]
+
+
+def _signature(cfg: Config, run: Run) -> str:
+    """What decides a run's model and metrics: its spec and the overrides that change the
+    profile's config (an override to the value the profile already has changes nothing)."""
+    changed = {}
+    for dotted, value in sorted(run.overrides.items()):
+        section, _, key = dotted.partition(".")
+        current = getattr(getattr(cfg, section, None), key, _MISSING)
+        if current is _MISSING or json.dumps(current, sort_keys=True) != json.dumps(value, sort_keys=True):
+            changed[dotted] = value
+    return json.dumps([run.dataset, run.objective, run.alpha, run.beta, run.monte_carlo, changed], sort_keys=True)
+
+
+_MISSING = object()
 
 
 def resolve(cfg: Config, run_id: str) -> Run:

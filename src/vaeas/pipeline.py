@@ -145,17 +145,18 @@ def stages(cfg: Config, raw: dict | None = None) -> list[Stage]:
     stages depend on the groups of it their outputs depend on."""
     p = f"--profile {cfg.profile}"
     whole = profile_config_path(cfg)
-    configs = [run_config(cfg, run, s) for run in exps.runs(cfg) for s in exps.seeds(cfg)]
+    trained = exps.distinct(exps.runs(cfg))
+    configs = [run_config(cfg, run, s) for run in trained for s in exps.seeds(cfg)]
     out: list[Stage] = [Stage("resolve", "vaeas resolve --dvc-yaml dvc.yaml", ["params.yaml", *CODE["resolve"]],
                               [whole, *configs], persist=True)]
     for ds in datasets(cfg):
-        if ds != "digits":
+        if ds not in data_paths.EMBEDDED:
             out.append(Stage(f"fetch-{ds}", f"vaeas fetch {ds} {p}", CODE["process"], [raw_marker(cfg, ds)],
                              [{whole: ["data"]}]))
-        deps = ([] if ds == "digits" else [raw_marker(cfg, ds)]) + CODE["process"]
+        deps = ([] if ds in data_paths.EMBEDDED else [raw_marker(cfg, ds)]) + CODE["process"]
         out.append(Stage(f"process-{ds}", f"vaeas process {ds} {p}", deps, [processed_input(cfg, ds)],
                          [{whole: ["data"]}]))
-    for run in exps.runs(cfg):
+    for run in trained:
         for seed in exps.seeds(cfg):
             tag = f"{run.experiment}-{run.name}-s{seed}"
             conf, data = run_config(cfg, run, seed), processed_input(cfg, run.dataset)
@@ -215,8 +216,9 @@ def report_inputs(cfg: Config) -> list[str]:
     files = [f for n in tables(cfg) for f in table_paths(cfg, n)]
     files += [figure_path(cfg, name) for name in figures(cfg)]
     files.append(f"{results_dir(cfg)}/claims.md")
-    files += [metrics_path(run, cfg, s) for run in exps.runs(cfg) for s in exps.seeds(cfg)]
-    files += [log_path(run, cfg, s) for run in exps.runs(cfg) for s in exps.seeds(cfg)]
+    trained = exps.distinct(exps.runs(cfg))
+    files += [metrics_path(run, cfg, s) for run in trained for s in exps.seeds(cfg)]
+    files += [log_path(run, cfg, s) for run in trained for s in exps.seeds(cfg)]
     return files
 
 

@@ -1,10 +1,11 @@
 # Shared setup: validate params.yaml once (one-line error naming the key, before any job),
 # and ask the package for the grid and every path. No pipeline logic lives here.
-import os
 import sys
 
+from vaeas import gpu_driver_present
 from vaeas import contract as CONTRACT
 from vaeas import experiments as EXPS
+from vaeas import finished as FINISHED
 from vaeas import pipeline as PIPE
 from vaeas.config import profile_config
 from vaeas.errors import VaeasError
@@ -51,6 +52,15 @@ except VaeasError as exc:
 # its content changes. Rules read the groups of it their outputs depend on as `params`, so a rerun
 # follows the content of the resolved configuration, never the clock of params.yaml.
 CONTRACT.write_run_configs(CFG)
+# Snakemake records the params of the outputs it made itself only: a model trained by hand, by DVC,
+# or pulled, and trained with another configuration than its config.json, is set aside here
+# (renamed model.pt.stale, nothing deleted) so that it is trained again (vaeas.finished).
+if workflow.is_main_process:
+    try:
+        for _line in FINISHED.set_aside_stale(CFG):
+            print(_line, file=sys.stderr)
+    except (VaeasError, OSError) as exc:
+        sys.exit(f"vaeas: error: {exc}")
 # A processed file built before and now missing or damaged (its recorded sha256) is rebuilt here,
 # byte for byte, before any job is scheduled; jobs read it as ancient(): its bytes, not its clock.
 from vaeas.data import repair_processed
@@ -75,9 +85,9 @@ RUNS = {(r.experiment, r.name): r for r in EXPS.runs(CFG)}
 def _cuda() -> bool:
     if CFG.training.device == "cpu":
         return False
-    # No GPU driver on this host (NVIDIA, WSL, ROCm): answer without importing torch, which takes
-    # seconds on every parse of this file, and each Slurm job parses it twice.
-    if not any(os.path.exists(p) for p in ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/dxg", "/dev/kfd")):
+    # No GPU driver on this host: answer without importing torch, which takes seconds on every
+    # parse of this file, and each Slurm job parses it twice.
+    if not gpu_driver_present():
         return False
     import torch
 

@@ -12,8 +12,11 @@ rule fetch:
         "vaeas fetch {wildcards.dataset} --profile {PROFILE} > {log} 2>&1"
 
 
+from vaeas.data.catalog import EMBEDDED
+
+
 def _raw_input(wildcards):
-    return [] if wildcards.dataset == "digits" else [PIPE.raw_marker(CFG, wildcards.dataset)]
+    return [] if wildcards.dataset in EMBEDDED else [PIPE.raw_marker(CFG, wildcards.dataset)]
 
 
 rule process:

@@ -1,4 +1,5 @@
-"""Data acquisition: fetch, verify, process and load MNIST, Omniglot and the sklearn digits.
+"""Data acquisition: fetch, verify, process and load MNIST, Omniglot, the sklearn digits and the
+embedded Omniglot subset (omniglot-mini).
 
 Three steps, each with one output:
 
@@ -23,13 +24,14 @@ The package, one module per seam: :mod:`~vaeas.data.catalog` (what each data set
 hashes, sizes, paths), :mod:`~vaeas.data.verification` (hashes and the lock file),
 :mod:`~vaeas.data.download` (sources and :func:`fetch`), :mod:`~vaeas.data.store` (the canonical
 processed file and :func:`load`), :mod:`~vaeas.data.mnist`, :mod:`~vaeas.data.omniglot`,
-:mod:`~vaeas.data.digits` (one processor each) and :mod:`~vaeas.data.processing`
+:mod:`~vaeas.data.digits`, :mod:`~vaeas.data.omniglot_mini` (one processor each; the last two
+embedded, nothing to fetch) and :mod:`~vaeas.data.processing`
 (:func:`process`). Importing the package does not import torch (only :func:`load` and the
 Omniglot resize need it).
 """
 
 from .catalog import (  # noqa: F401
-    DATASETS, TRAIN_SIZES, DOWNLOAD_TIMEOUT_S, KnownHash, RawFile, KNOWN_SHA256, MNIST_RECONSTRUCTION_NOTE,
+    DATASETS, EMBEDDED, TRAIN_SIZES, DOWNLOAD_TIMEOUT_S, KnownHash, RawFile, KNOWN_SHA256, MNIST_RECONSTRUCTION_NOTE,
     OMNIGLOT_NPZ_NOTE, MNIST_FILES, OMNIGLOT_PARTS, BURDA_URL, LAKE_URL, mnist_hosts,
     raw_alternatives, check_dataset, raw_dir, processed_path,
 )
@@ -53,6 +55,9 @@ from .omniglot import (  # noqa: F401
 )
 from .digits import (  # noqa: F401
     DIGITS_SPLIT, process_digits,
+)
+from .omniglot_mini import (  # noqa: F401
+    MINI_SPLIT, cut_omniglot_mini, process_omniglot_mini,
 )
 from .processing import (  # noqa: F401
     verified_raw_files, process, repair_processed, stamp_path,

@@ -14,13 +14,17 @@ from pathlib import Path
 from ..config import DataConfig
 from ..errors import VaeasError
 
-DATASETS = ("mnist", "omniglot", "digits")
+DATASETS = ("mnist", "omniglot", "digits", "omniglot-mini")
+#: Data sets shipped with the code (nothing to fetch): scikit-learn's digits, and the seeded
+#: Omniglot subset embedded in vaeas (:mod:`vaeas.data.omniglot_mini`).
+EMBEDDED = ("digits", "omniglot-mini")
 
 # Training-set size N of each data set, as the processors split it (MNIST: the first 55,000
-# official training images; Omniglot: 24,345 from either source; digits: 1,247). Cross-key rules
+# official training images; Omniglot: 24,345 from either source; digits: 1,247; omniglot-mini:
+# 1,000). Cross-key rules
 # that need N (labels.classes < N, evaluation.mc_sizes <= N) are checked against these before any
 # job starts, without reading the data; the processors take their split sizes from here.
-TRAIN_SIZES = {"mnist": 55_000, "omniglot": 24_345, "digits": 1_247}
+TRAIN_SIZES = {"mnist": 55_000, "omniglot": 24_345, "digits": 1_247, "omniglot-mini": 1_000}
 
 DOWNLOAD_TIMEOUT_S = 60
 

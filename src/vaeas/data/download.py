@@ -14,7 +14,7 @@ from .. import __version__
 from ..config import DataConfig
 from ..errors import VaeasError
 from ..io import atomic_path
-from .catalog import DOWNLOAD_TIMEOUT_S, RawFile, check_dataset, raw_alternatives, raw_dir
+from .catalog import DOWNLOAD_TIMEOUT_S, EMBEDDED, RawFile, check_dataset, raw_alternatives, raw_dir
 from .verification import ChecksumMismatch, NotOnSource, VerifiedFile, _warn_if_variant, pin_in_lock, read_lock, verified_present, verify
 
 
@@ -159,8 +159,9 @@ def fetch(dataset: str, cfg: DataConfig, progress: bool = True) -> list[Path]:
     scikit-learn and needs nothing.
     """
     check_dataset(dataset)
-    if dataset == "digits":
-        print("digits: embedded in scikit-learn (sklearn.datasets.load_digits); nothing to fetch")
+    if dataset in EMBEDDED:
+        where = "scikit-learn (sklearn.datasets.load_digits)" if dataset == "digits" else "vaeas (vaeas.data.omniglot_mini)"
+        print(f"{dataset}: embedded in {where}; nothing to fetch")
         return []
     _check_mirror(cfg.effective_mirror)
     folder = raw_dir(dataset, cfg)

@@ -12,6 +12,7 @@ from .catalog import check_dataset, processed_path, raw_alternatives, raw_dir
 from .digits import process_digits
 from .mnist import process_mnist
 from .omniglot import process_omniglot_burda, process_omniglot_lake
+from .omniglot_mini import process_omniglot_mini
 from ..io import sha256_file, write_json
 from .store import read_processed, summary, write_processed
 from .verification import VerifiedFile, _warn_if_variant, read_lock, verify
@@ -46,6 +47,8 @@ def process(dataset: str, cfg: DataConfig) -> Path:
         splits, meta = process_omniglot_burda(verified_raw_files(dataset, cfg))
     elif dataset == "omniglot":
         splits, meta = process_omniglot_lake(verified_raw_files(dataset, cfg))
+    elif dataset == "omniglot-mini":
+        splits, meta = process_omniglot_mini()
     else:
         splits, meta = process_digits()
     path = processed_path(dataset, cfg.root)

@@ -134,7 +134,7 @@ def make_claims(cfg: Config) -> None:
 
 def make_report(cfg: Config, params_path: str) -> None:
     _require(report_inputs(cfg))
-    runs = [(run, seed) for run in exps.runs(cfg) for seed in exps.seeds(cfg)]
+    runs = [(run, seed) for run in exps.distinct(exps.runs(cfg)) for seed in exps.seeds(cfg)]
     rows = read_metrics([metrics_path(run, cfg, seed) for run, seed in runs])
     # Stage times are keyed by the run's place under runs/<profile>/ (experiment/run/seed<S>).
     logs = {f"{run.experiment}/{run.name}/seed{seed}": pd.read_csv(log_path(run, cfg, seed)) for run, seed in runs}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import package_versions
+from .. import gpu_driver_present, package_versions
 from ..io import sha256_file, write_text
 from .tables import _num
 
@@ -81,13 +81,14 @@ def provenance(params_path: str | os.PathLike, stage_times: Mapping[str, float],
         profile = raw.get("profile") if isinstance(raw, dict) else None
     packages = package_versions()
     cuda = None
-    try:
-        import torch
+    if gpu_driver_present():           # else no torch import: it costs the report job seconds
+        try:
+            import torch
 
-        if torch.cuda.is_available():
-            cuda = torch.cuda.get_device_name(0)
-    except Exception:  # noqa: BLE001 - provenance must not fail on a broken CUDA setup
-        cuda = None
+            if torch.cuda.is_available():
+                cuda = torch.cuda.get_device_name(0)
+        except Exception:  # noqa: BLE001 - provenance must not fail on a broken CUDA setup
+            cuda = None
     return {
         "git_commit": commit,
         "git_dirty": None if status is None else bool(status),

@@ -19,7 +19,8 @@ PAPER_SCALE = {
 }
 EXPERIMENT_NAMES = {"table1": "Table 1", "table2": "Table 2 (and Figure 4)", "table3": "Table 3 (and Figure 5)",
                     "fig2": "Figures 2–3"}
-DATA_NAMES = {"digits": "digits (scikit-learn's 8×8 images)", "mnist": "MNIST (28×28)", "omniglot": "Omniglot (28×28)"}
+DATA_NAMES = {"digits": "digits (scikit-learn's 8×8 images)", "mnist": "MNIST (28×28)", "omniglot": "Omniglot (28×28)",
+              "omniglot-mini": "omniglot-mini (1,000 Omniglot 28×28 images embedded in vaeas)"}
 
 
 @dataclass(frozen=True)
