@@ -108,7 +108,7 @@ def test_set_on_the_command_line_wins_over_a_runs_own_set(tmp_path, monkeypatch)
     assert contract.resolved(cfg, run, 0)["train"]["training"]["epochs"] == 3
 
 
-def test_evaluation_settings_come_from_the_run_config_not_the_model(tmp_path, monkeypatch):
+def test_evaluation_settings_come_from_the_run_config_not_the_model(tmp_path, monkeypatch, capsys):
     """Changing evaluation.iw_samples and re-evaluating still wrote the value frozen in model.pt."""
     proj, cfg = _project_configs(tmp_path)
     monkeypatch.chdir(proj)
@@ -128,6 +128,8 @@ def test_evaluation_settings_come_from_the_run_config_not_the_model(tmp_path, mo
     edit(proj, "model.hidden_units", 8)
     assert main(["resolve"]) == 0
     assert main(["evaluate", "--model", model, "--out", "m.json", "--quiet"]) == 2
+    assert (f"vaeas: error: {model} was not trained with the configuration of runs/t/table2/a1_b1/seed0/config.json "
+            f"(model.hidden_units: 16 -> 8); rerun 'vaeas train --config") in capsys.readouterr().err
 
 
 def test_config_json_is_rewritten_only_when_its_content_changes(tmp_path, monkeypatch):

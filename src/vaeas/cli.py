@@ -114,8 +114,10 @@ def _model_and_meta(args):
     if not args.config and not os.path.exists(path):
         return model, meta, None       # a model outside the grid: its own recorded settings
     cfg, spec, run = contract.load(path)
-    if spec != meta["spec"] or not contract.trained_with(path, meta.get("config", {})):
-        raise VaeasError(f"{args.model} was not trained with the configuration of {path}; rerun 'vaeas train --config {path}'")
+    why = contract.mismatch(path, meta)
+    if why:
+        raise VaeasError(f"{args.model} was not trained with the configuration of {path} ({why}); "
+                         f"rerun 'vaeas train --config {path}'")
     return model, {**meta, "cfg": cfg, "spec": spec}, run["run_id"]
 
 

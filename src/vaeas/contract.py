@@ -158,18 +158,18 @@ def load(path: str | os.PathLike):
     return cfg, spec, run
 
 
-def differences(path: str | os.PathLike, model_config: dict) -> list[str]:
-    """Keys of the ``train`` group of this config.json whose value differs in ``model_config``
-    (a model's recorded ``Config.to_dict()``), as ``section.key: model's -> config.json's``.
-    Inert keys are not compared."""
-    train = read(path)["train"]
-    missing = "(absent)"
-    return [f"{section}.{key}: {model_config.get(section, {}).get(key, missing)!r} -> {value!r}"
-            for section, values in train.items() for key, value in values.items()
-            if model_config.get(section, {}).get(key, missing) != value]
-
-
-def trained_with(path: str | os.PathLike, model_config: dict) -> bool:
-    """Was a model whose recorded configuration is ``model_config`` (its ``Config.to_dict()``)
-    trained with the ``train`` group of this config.json? Inert keys are not compared."""
-    return not differences(path, model_config)
+def mismatch(path: str | os.PathLike, meta: dict) -> str | None:
+    """Why a model with metadata ``meta`` (from :func:`vaeas.training.load_model`) was not trained
+    with this config.json — the first differing key, as ``key: model's -> config.json's`` — or
+    None when it was: its spec (data set, objective, α, β, seed) and every key of the ``train``
+    group (inert keys are not compared)."""
+    content = read(path)
+    spec, model_config, missing = meta["spec"], meta.get("config", {}), "(absent)"
+    for key in ("dataset", "objective", "alpha", "beta", "seed"):
+        if getattr(spec, key) != content["run"][key]:
+            return f"run.{key}: {getattr(spec, key)!r} -> {content['run'][key]!r}"
+    for section, values in content["train"].items():
+        for key, value in values.items():
+            if model_config.get(section, {}).get(key, missing) != value:
+                return f"{section}.{key}: {model_config.get(section, {}).get(key, missing)!r} -> {value!r}"
+    return None

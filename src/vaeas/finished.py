@@ -105,12 +105,7 @@ def stale(config: str | os.PathLike, model: str | os.PathLike, code: str | None 
         _, meta = load_model(model)
     except VaeasError as exc:
         return str(exc)
-    run, spec = contract.read(config)["run"], meta["spec"]
-    for key in ("dataset", "objective", "alpha", "beta", "seed"):
-        if getattr(spec, key) != run[key]:
-            return f"run.{key}: {getattr(spec, key)!r} -> {run[key]!r}"
-    differences = contract.differences(config, meta.get("config", {}))
-    return differences[0] if differences else None
+    return contract.mismatch(config, meta)
 
 
 def set_aside_stale(cfg: Config) -> list[str]:
