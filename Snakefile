@@ -33,6 +33,7 @@ include: "workflow/rules/common.smk"
 rule all:
     input:
         ALL_TARGETS,
+        preflight=preflight_input,
     default_target: True
 
 

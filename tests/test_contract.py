@@ -249,13 +249,23 @@ def test_processed_data_rebuilt_touched_or_damaged_retrains_nothing(tmp_path):
     sh([str(BIN / "snakemake"), "--cores", "2", "--quiet"], snake)
     npz = snake / "data/processed/digits.npz"
     good = npz.read_bytes()
+    stat = lambda p: (p.stat().st_ino, p.stat().st_mtime_ns)        # a retrained model is a new file
+    models = {p: stat(p) for p in (snake / "runs").rglob("model.pt")}
     npz.write_bytes(good[:-100])                                   # damaged
-    assert snakemake_jobs(snake) == {}
+    dry = sh([str(BIN / "snakemake"), "-n"], snake)
+    assert "digits.npz does not match its recorded sha256; a real run will rebuild it byte for byte" in dry, dry
+    assert snakemake_jobs(snake) == {"preflight": 1} and npz.read_bytes() == good[:-100]  # a preview writes nothing
+    sh([str(BIN / "snakemake"), "--cores", "2", "--quiet"], snake)
     assert npz.read_bytes() == good                                # rebuilt before any job
     npz.unlink()                                                   # deleted
+    dry = sh([str(BIN / "snakemake"), "-n"], snake)
+    assert "digits.npz is missing; a real run rebuilds it byte for byte" in dry and not npz.exists(), dry
+    sh([str(BIN / "snakemake"), "--cores", "2", "--quiet"], snake)  # rebuilt while the Snakefile is read
+    assert npz.read_bytes() == good
+    os.utime(npz)                                                  # touched: same bytes
     assert snakemake_jobs(snake) == {}
-    os.utime(npz)                                                  # touched
-    assert snakemake_jobs(snake) == {}
+    sh([str(BIN / "snakemake"), "--cores", "2", "--quiet"], snake)
+    assert {p: stat(p) for p in (snake / "runs").rglob("model.pt")} == models   # nothing retrained
     dvcp = make_project(tmp_path, "dvc", params)
     sh([str(BIN / "vaeas"), "dvc-yaml"], dvcp)
     sh([str(BIN / "dvc"), "init", "--no-scm", "-q"], dvcp)
@@ -307,18 +317,26 @@ def test_a_model_trained_outside_snakemake_with_another_configuration_is_trained
     assert main(["train", "--config", "runs/t/table2/a1_b5/seed0/config.json", "--quiet"]) == 0
     trained = {run: path.read_bytes() for run, path in model.items()}
 
+    # The preview names it and lists its job, and changes nothing (issue 21: it set models aside).
     dry = sh([str(BIN / "snakemake"), "-n"], proj)
-    assert f"vaeas: {model['vae']} was trained with another configuration (training.epochs: 1 -> 2): " \
-           f"moved to {model['vae']}.stale; it will be trained again" in dry, dry
-    assert not model["vae"].exists() and Path(f"{model['vae']}.stale").read_bytes() == trained["vae"]
-    assert model["a1_b1"].read_bytes() == trained["a1_b1"] and model["a1_b5"].read_bytes() == trained["a1_b5"]
+    assert f"vaeas: {model['vae']} was trained with another configuration (training.epochs: 1 -> 2); " \
+           f"a real run sets it aside as {model['vae']}.stale and trains it again" in dry, dry
+    assert {run: path.read_bytes() for run, path in model.items()} == trained
+    assert not Path(f"{model['vae']}.stale").exists()
     assert snakemake_jobs(proj)["train"] == 1                       # vae only
+    # The real run sets it aside (nothing deleted) and trains it again; the others stay.
+    out = sh([str(BIN / "snakemake"), "--cores", "2", "--quiet"], proj)
+    assert f"vaeas: {model['vae']} was trained with another configuration (training.epochs: 1 -> 2): " \
+           f"moved to {model['vae']}.stale; it will be trained again" in out, out
+    assert Path(f"{model['vae']}.stale").read_bytes() == trained["vae"] != model["vae"].read_bytes()
+    assert model["a1_b1"].read_bytes() == trained["a1_b1"] and model["a1_b5"].read_bytes() == trained["a1_b5"]
 
     edit(proj, "experiments.table2.runs.a1_b5.beta", 4.0)           # the DVC-made model is now stale
     dry = sh([str(BIN / "snakemake"), "-n"], proj)
-    assert f"vaeas: {model['a1_b5']} was trained with another configuration (train.run.beta: 5.0 -> 4.0)" in dry, dry
-    assert not model["a1_b5"].exists() and model["a1_b1"].read_bytes() == trained["a1_b1"]
-    assert snakemake_jobs(proj)["train"] == 2                       # vae and a1_b5
+    # named as config.json names it (the record's own nesting read 'train.run.beta' before)
+    assert f"vaeas: {model['a1_b5']} was trained with another configuration (run.beta: 5.0 -> 4.0);" in dry, dry
+    assert model["a1_b5"].read_bytes() == trained["a1_b5"] and model["a1_b1"].read_bytes() == trained["a1_b1"]
+    assert snakemake_jobs(proj)["train"] == 1                       # a1_b5
 
 
 @pytest.mark.parametrize("profile", sorted(yaml.safe_load((REPO / "params.yaml").read_text())["profiles"]))

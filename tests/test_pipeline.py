@@ -48,7 +48,8 @@ def snakemake_outputs(cwd: Path, *config: str) -> set[str]:
     out = sh([str(BIN / "snakemake"), "--summary", *(["--config", *config] if config else [])], cwd)
     lines = [l.split("\t") for l in out.splitlines() if "\t" in l]
     assert lines[0][0] == "output_file"
-    return {cols[0] for cols in lines[1:]}
+    # logs/<profile>/preflight.log: Snakemake's own job that makes its onstart run (vaeas.preflight)
+    return {cols[0] for cols in lines[1:] if not cols[0].endswith("/preflight.log")}
 
 
 def dvc_outputs(cwd: Path) -> set[str]:

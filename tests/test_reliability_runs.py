@@ -326,3 +326,88 @@ def test_a_write_killed_midway_never_leaves_a_partial_file(tmp_path):
             assert len(lines) == 1_000_000 and len(set(lines)) == 1, "a partial file is visible"
             checked += 1
     assert checked >= 2
+
+
+# --------------------------------------------------------------------------------------------
+# A preview changes nothing (issue 21): the ci profile, a real Snakemake
+
+def ci_project(tmp: Path) -> Path:
+    proj = tmp / "ci"
+    proj.mkdir()
+    for name in ("Snakefile", "params.yaml"):
+        shutil.copy(REPO / name, proj)
+    for name in ("workflow", "profiles"):
+        shutil.copytree(REPO / name, proj / name)
+    shutil.copytree(REPO / "src" / "vaeas", proj / "src" / "vaeas", ignore=shutil.ignore_patterns("__pycache__"))
+    return proj
+
+
+def tree_hash(root: Path) -> dict[str, str]:
+    """Every path under ``root`` with its bytes' sha256 (directories too), but Snakemake's own
+    bookkeeping (.snakemake/), which is not the project's."""
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(root.rglob("*")) if ".snakemake" not in p.relative_to(root).parts}
+
+
+def edit_ci_epochs(proj: Path, value: int) -> None:
+    raw = yaml.safe_load((proj / "params.yaml").read_text())
+    raw["profiles"]["ci"]["training"]["epochs"] = value
+    (proj / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+@pytest.mark.slow
+def test_a_dry_run_changes_no_file_in_any_state_and_a_second_run_during_a_run_changes_nothing(tmp_path):
+    """`snakemake -n` set 11 finished models aside after a previewed edit, rewrote config.json
+    files, and started during a running grid made its job fail ('Missing files after 5 seconds')."""
+    proj = ci_project(tmp_path)
+    ci = ["--config", "profile=ci"]
+
+    def dry() -> str:
+        before = tree_hash(proj)
+        out = snakemake(proj, "-n", "--cores", "2", *ci)
+        assert tree_hash(proj) == before, out
+        return out
+
+    assert "Job stats:" in dry()                                     # a fresh tree: the whole plan
+    # a second snakemake started during a run: refused the lock, and neither it nor a preview
+    # changes what the first one writes; the first one finishes
+    first = subprocess.Popen([str(BIN / "snakemake"), "--cores", "1", *ci], cwd=proj, env=ENV,
+                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 600
+    while not list((proj / "runs").rglob("model.pt")) if (proj / "runs").exists() else True:
+        assert first.poll() is None and time.monotonic() < deadline, "the run ended before its first model"
+        time.sleep(0.05)
+    second = subprocess.run([str(BIN / "snakemake"), "--cores", "1", *ci], cwd=proj, env=ENV,
+                            capture_output=True, text=True, timeout=300)
+    said = second.stdout + second.stderr      # refused before any job and before onstart: by the lock,
+    assert second.returncode != 0 and ("cannot be locked" in said or "Incomplete files" in said), said  # or the running job's files
+    snakemake(proj, "-n", "--cores", "2", *ci)
+    log, _ = first.communicate(timeout=1200)
+    assert first.returncode == 0, log[-3000:]
+    assert not list((proj / "runs").rglob("*.stale"))
+    assert "Nothing to be done" in dry()                             # finished
+    # a previewed edit, then reverted: every model stays where it is
+    edit_ci_epochs(proj, 3)
+    out = dry()
+    assert out.count("a real run sets it aside") == 11 and re.search(r"^train\s+11$", out, re.M), out
+    edit_ci_epochs(proj, 2)
+    assert "Nothing to be done" in dry()
+    # a model trained by hand with another configuration, a damaged and a missing processed
+    # file, a missing config.json: each named, none touched
+    model = proj / "runs/ci/table2/a1_b1/seed0/model.pt"
+    sh([str(BIN / "vaeas"), "train", "--run", "table2.a1_b1", "--seed", "0", "--profile", "ci", "--set",
+        "training.epochs=1", "--out", str(model), "--quiet"], proj)
+    npz = proj / "data/processed/digits.npz"
+    npz.write_bytes(npz.read_bytes()[:-100])
+    (proj / "data/processed/omniglot-mini.npz").unlink()
+    (proj / "runs/ci/table2/a1_b5/seed0/config.json").unlink()
+    out = dry()
+    assert f"vaeas: runs/ci/table2/a1_b1/seed0/model.pt was trained with another configuration (training.epochs: 1 -> 2)" in out, out
+    assert "digits.npz does not match its recorded sha256" in out and "omniglot-mini.npz is missing" in out, out
+    assert "1 run configuration(s) missing" in out, out
+    # the real run then does all of it, and afterwards there is nothing left
+    snakemake(proj, "--cores", "2", *ci)
+    assert (proj / "runs/ci/table2/a1_b1/seed0/model.pt.stale").is_file()
+    assert "Nothing to be done" in dry()

@@ -1,7 +1,7 @@
 """The one contract between params.yaml and every stage: a resolved configuration per run.
 
-``vaeas resolve`` (and the Snakefile, when it is parsed) writes, for every run and seed of the
-profile, ``runs/<profile>/<experiment>/<run>/seed<k>/config.json``: the whole resolved
+``vaeas resolve`` (and a Snakemake run before its first job, :mod:`vaeas.preflight`) writes, for
+every run and seed of the profile, ``runs/<profile>/<experiment>/<run>/seed<k>/config.json``: the whole resolved
 :class:`~vaeas.config.Config` (every section, the profile's and the run's own ``set:`` applied,
 then the command line's ``--set``, which wins), the run spec and the run id. ``train``,
 ``evaluate`` and ``mc-estimate`` read everything from it; metrics.json and mc.csv carry its
@@ -105,19 +105,23 @@ def write_if_changed(path: str | os.PathLike, text: str) -> bool:
     return True
 
 
-def write_run_configs(cfg: Config, cli_overrides: list[str] | None = None) -> list[str]:
-    """Write every run's config.json of the profile (only those whose content changed); returns
-    the paths written."""
-    written = []
-    whole = f"runs/{cfg.profile}/{CONFIG_FILE}"
-    if write_if_changed(whole, dumps({"format": FORMAT + "-profile", **cfg.to_dict(), "set": list(cli_overrides or [])})):
-        written.append(whole)
+def run_configs(cfg: Config, cli_overrides: list[str] | None = None) -> dict[str, str]:
+    """Every config.json of the profile as it should read (path -> text), computed in memory:
+    the profile's whole configuration first, then each run and seed. Writes nothing."""
+    texts = {f"runs/{cfg.profile}/{CONFIG_FILE}":
+             dumps({"format": FORMAT + "-profile", **cfg.to_dict(), "set": list(cli_overrides or [])})}
     for run in distinct(runs(cfg)):
         for seed in seeds(cfg):
-            path = config_path(cfg, run, seed)
-            if write_if_changed(path, dumps(resolved(cfg, run, seed, cli_overrides))):
-                written.append(path)
-    return written
+            texts[config_path(cfg, run, seed)] = dumps(resolved(cfg, run, seed, cli_overrides))
+    return texts
+
+
+def write_run_configs(cfg: Config, cli_overrides: list[str] | None = None,
+                      texts: dict[str, str] | None = None) -> list[str]:
+    """Write every run's config.json of the profile (only those whose content changed; ``texts``
+    from :func:`run_configs` when the caller has them); returns the paths written."""
+    texts = run_configs(cfg, cli_overrides) if texts is None else texts
+    return [path for path, text in texts.items() if write_if_changed(path, text)]
 
 
 def read(path: str | os.PathLike) -> dict:
@@ -134,9 +138,10 @@ def read(path: str | os.PathLike) -> dict:
     return content
 
 
-def part(path: str | os.PathLike, keys: tuple[str, ...]) -> dict:
-    """The groups ``keys`` of a config.json: what a stage's outputs depend on."""
-    content = read(path)
+def part(config: str | os.PathLike | dict, keys: tuple[str, ...]) -> dict:
+    """The groups ``keys`` of a config.json (a path, or its content already parsed): what a
+    stage's outputs depend on."""
+    content = config if isinstance(config, dict) else read(config)
     return {k: content.get(k) for k in keys}
 
 
@@ -158,12 +163,12 @@ def load(path: str | os.PathLike):
     return cfg, spec, run
 
 
-def mismatch(path: str | os.PathLike, meta: dict) -> str | None:
+def mismatch(config: str | os.PathLike | dict, meta: dict) -> str | None:
     """Why a model with metadata ``meta`` (from :func:`vaeas.training.load_model`) was not trained
     with this config.json — the first differing key, as ``key: model's -> config.json's`` — or
     None when it was: its spec (data set, objective, α, β, seed) and every key of the ``train``
     group (inert keys are not compared)."""
-    content = read(path)
+    content = config if isinstance(config, dict) else read(config)
     spec, model_config, missing = meta["spec"], meta.get("config", {}), "(absent)"
     for key in ("dataset", "objective", "alpha", "beta", "seed"):
         if getattr(spec, key) != content["run"][key]:

@@ -3,10 +3,12 @@
 Snakemake reruns a job when the ``params`` it recorded for an output change, but it records
 them only for outputs it made itself: a ``model.pt`` trained by hand (``vaeas train --run …``),
 by DVC, or fetched with ``dvc pull`` has no record there, so Snakemake took it as finished
-whatever configuration it was trained with. :func:`set_aside_stale` closes that hole: when the
-Snakefile is parsed, every model of the profile is compared with its run's config.json (the
-record kept beside it, else the configuration stored inside it), and one trained with another
-configuration is renamed ``model.pt.stale`` (nothing is deleted) so that the run is trained again.
+whatever configuration it was trained with. :func:`stale_models` closes that hole without
+writing anything: it compares every model of the profile with its run's configuration (the
+record kept beside the model, else the configuration stored inside it) and names the ones
+trained with another. :mod:`vaeas.preflight` has Snakemake run their jobs again, and only a
+real run, once Snakemake holds its lock, renames them ``model.pt.stale`` (:func:`set_aside`;
+nothing is deleted).
 
 :func:`keep` and :func:`restore` give a finished model a second name (a hard link,
 ``model.pt.kept``, with the record it was trained with), which neither tool deletes before a rerun:
@@ -39,8 +41,9 @@ def training_code() -> str:
     return code_digest("train", root=root) if (root / "src" / "vaeas").is_dir() else str(package)
 
 
-def record(config: str | os.PathLike, code: str | None = None) -> str:
-    """What a kept model must match to be restored: the run's train group and the training code."""
+def record(config: str | os.PathLike | dict, code: str | None = None) -> str:
+    """What a kept model must match to be restored: the run's train group and the training code
+    (``config`` a config.json's path or its parsed content)."""
     return json.dumps({"train": contract.part(config, contract.TRAIN_KEYS),
                        "code": training_code() if code is None else code}, sort_keys=True)
 
@@ -84,8 +87,24 @@ def _first_difference(old, new, key: str = "") -> str | None:
     return None if old == new else f"{key}: {old!r} -> {new!r}"
 
 
-def stale(config: str | os.PathLike, model: str | os.PathLike, code: str | None = None) -> str | None:
-    """Why ``model`` does not belong to the run of ``config`` (None when it does).
+def _record_difference(recorded: dict, now: dict) -> str:
+    """How a kept record differs from the current one, named as config.json's keys are: the
+    ``train`` group's sections without the record's own nesting (``training.epochs: 2 -> 3``,
+    ``run.beta: …``), or the training code."""
+    rec_groups, now_groups = recorded.get("train") or {}, now.get("train") or {}
+    for group in sorted(set(rec_groups) | set(now_groups)):
+        found = _first_difference(rec_groups.get(group, "(absent)"), now_groups.get(group, "(absent)"),
+                                  "run" if group == "run" else "")
+        if found:
+            return found
+    if recorded.get("code") != now.get("code"):
+        return f"the training code: {recorded.get('code')!r} -> {now.get('code')!r}"
+    return "its record differs"
+
+
+def stale(config: str | os.PathLike | dict, model: str | os.PathLike, code: str | None = None) -> str | None:
+    """Why ``model`` does not belong to the run of ``config`` (a config.json's path or content;
+    None when it does). Reads only.
 
     A model with its kept record (the same file under both names) is compared by the record:
     the train group of config.json and the training code. Any other model (trained by hand,
@@ -96,8 +115,8 @@ def stale(config: str | os.PathLike, model: str | os.PathLike, code: str | None 
         if recorded == now:
             return None
         try:
-            return _first_difference(json.loads(recorded), json.loads(now)) or "its record differs"
-        except json.JSONDecodeError:
+            return _record_difference(json.loads(recorded), json.loads(now))
+        except (json.JSONDecodeError, AttributeError):
             return f"its record {rec} is not readable"
     from .training import load_model
 
@@ -108,20 +127,31 @@ def stale(config: str | os.PathLike, model: str | os.PathLike, code: str | None 
     return contract.mismatch(config, meta)
 
 
-def set_aside_stale(cfg: Config) -> list[str]:
-    """Rename every model of the profile trained with another configuration than its run's
-    config.json to ``model.pt.stale`` (replacing an older one), so that it is trained again;
-    returns one line per model set aside, naming the first key that differs."""
-    lines, code = [], None
+def stale_models(cfg: Config, configs: dict[str, str]) -> dict[str, str]:
+    """Every model of the profile trained with another configuration than its run's, as
+    ``{model path: the first key that differs}``; ``configs`` are the config.json texts the run
+    will have (:func:`vaeas.contract.run_configs`), compared in memory. Writes nothing."""
+    found, code = {}, None
     for run in exps.distinct(exps.runs(cfg)):
         for seed in exps.seeds(cfg):
             model = Path(run.model_path(cfg.profile, seed))
             if not model.is_file():
                 continue
             code = training_code() if code is None else code
-            why = stale(contract.config_path(cfg, run, seed), model, code)
+            why = stale(json.loads(configs[contract.config_path(cfg, run, seed)]), model, code)
             if why:
-                os.replace(model, f"{model}{STALE}")
-                lines.append(f"vaeas: {model} was trained with another configuration ({why}): "
-                             f"moved to {model}{STALE}; it will be trained again")
-    return lines
+                found[str(model)] = why
+    return found
+
+
+def set_aside(model: str | os.PathLike, why: str) -> str:
+    """Rename a stale model ``model.pt.stale`` (replacing an older one) so that it is trained
+    again; returns the line that says so. When ``model.pt.stale`` is already another name of the
+    same file (a restored model set aside before), the model's own name is removed instead:
+    renaming a file onto itself does nothing."""
+    model, target = Path(model), Path(f"{model}{STALE}")
+    if target.exists() and os.path.samefile(model, target):
+        model.unlink()
+    else:
+        os.replace(model, target)
+    return f"vaeas: {model} was trained with another configuration ({why}): moved to {target}; it will be trained again"

@@ -1,11 +1,11 @@
 # Shared setup: validate params.yaml once (one-line error naming the key, before any job),
 # and ask the package for the grid and every path. No pipeline logic lives here.
 import sys
+from pathlib import Path
 
 from vaeas import gpu_driver_present
 from vaeas import contract as CONTRACT
 from vaeas import experiments as EXPS
-from vaeas import finished as FINISHED
 from vaeas import pipeline as PIPE
 from vaeas.config import profile_config
 from vaeas.errors import VaeasError
@@ -48,25 +48,59 @@ try:
 except VaeasError as exc:
     sys.exit(f"vaeas: error: {exc}")
 
-# The contract (docs/decisions.md, D25): every run's resolved config.json, rewritten only when
-# its content changes. Rules read the groups of it their outputs depend on as `params`, so a rerun
-# follows the content of the resolved configuration, never the clock of params.yaml.
-CONTRACT.write_run_configs(CFG)
-# Snakemake records the params of the outputs it made itself only: a model trained by hand, by DVC,
-# or pulled, and trained with another configuration than its config.json, is set aside here
-# (renamed model.pt.stale, nothing deleted) so that it is trained again (vaeas.finished).
-if workflow.is_main_process:
-    try:
-        for _line in FINISHED.set_aside_stale(CFG):
-            print(_line, file=sys.stderr)
-    except (VaeasError, OSError) as exc:
-        sys.exit(f"vaeas: error: {exc}")
-# A processed file built before and now missing or damaged (its recorded sha256) is rebuilt here,
-# byte for byte, before any job is scheduled; jobs read it as ancient(): its bytes, not its clock.
-from vaeas.data import repair_processed
+# Nothing is written while this file is read, but for files that are missing (vaeas.preflight):
+# `snakemake -n` changes no file, and a second snakemake started during a run changes nothing
+# before Snakemake refuses it the lock. PLAN holds every run's config.json in memory (the rules'
+# params read it, so a dry run after an edit lists what a real run will do) and the models
+# trained with another configuration than theirs (their jobs are forced below); `onstart`, in a
+# real run only and under the lock, writes the changed config.json files, sets the stale models
+# aside (model.pt.stale, nothing deleted) and rebuilds damaged processed files (D31).
+from vaeas import preflight as PREFLIGHT
 
-for _dataset in PIPE.datasets(CFG):
-    repair_processed(_dataset, CFG.data)
+try:
+    PLAN = PREFLIGHT.plan(CFG, PIPE.datasets(CFG), check_finished=workflow.is_main_process)
+except (VaeasError, OSError) as exc:
+    sys.exit(f"vaeas: error: {exc}")
+DRY_RUN = bool(getattr(workflow.output_settings, "dryrun", False))
+if workflow.is_main_process:
+    for _line in PLAN.notes(DRY_RUN):
+        print(_line, file=sys.stderr)
+    if not DRY_RUN:
+        for _line in PLAN.create_missing():
+            print(_line, file=sys.stderr)
+
+
+APPLIED = []
+
+
+onstart:
+    APPLIED.extend(PLAN.apply())
+    for _line in APPLIED:
+        print(_line, file=sys.stderr)
+
+
+# Snakemake runs no onstart when it has no job: when PLAN has a write pending that no job's params
+# see (an inert key, a damaged processed file), the default target forces this small job (its log
+# says what was done), so that onstart runs.
+PREFLIGHT_LOG = f"logs/{PROFILE}/preflight.log"
+
+
+def preflight_input(wildcards):
+    dag = getattr(workflow, "_dag", None)
+    if workflow.is_main_process and dag is not None and PLAN.needs_a_job():
+        dag.forcefiles.add(PREFLIGHT_LOG)
+    return PREFLIGHT_LOG
+
+
+rule preflight:
+    output:
+        PREFLIGHT_LOG,
+    localrule: True
+    run:
+        lines = APPLIED + PLAN.apply()       # onstart did it; a second apply finds nothing left
+        Path(output[0]).write_text("".join(f"{line}\n" for line in lines) or "nothing to do\n")
+
+
 CODE = {kind: PIPE.code_digest(kind) for kind in PIPE.CODE}
 
 
@@ -74,8 +108,28 @@ def run_config(wildcards):
     return EXPS.run_file_pattern(CONTRACT.CONFIG_FILE).format(**dict(wildcards.items()))
 
 
+def config_input(wildcards):
+    """The run's config.json, by content (ancient: params carry it). A dry run in a tree without
+    it (a fresh clone) lists its jobs without it; a real run has written it already (PLAN)."""
+    path = run_config(wildcards)
+    return ancient(path) if Path(path).is_file() or not DRY_RUN else []
+
+
 def contract_part(keys):
-    return lambda wc: CONTRACT.part(run_config(wc), keys)
+    """The groups `keys` of the run's config.json as this run will write it (PLAN, in memory)."""
+    return lambda wc: CONTRACT.part(PLAN.content(run_config(wc)), keys)
+
+
+def force_if_stale(wildcards):
+    """No input: forces the job of a model trained with another configuration (PLAN.stale), which
+    Snakemake would take as finished (it has no record of a model it did not make). Snakemake
+    has no public way to force a job from the Snakefile; its DAG's set of forced files, read
+    after every input function ran, is that way (tested with the pinned Snakemake, D31)."""
+    model = EXPS.run_file_pattern(EXPS.MODEL_FILE).format(**dict(wildcards.items()))
+    dag = getattr(workflow, "_dag", None)            # None outside a DAG build (e.g. --lint)
+    if model in PLAN.stale and dag is not None:
+        dag.forcefiles.add(model)
+    return []
 
 
 SEEDS = EXPS.seeds(CFG)

@@ -6,7 +6,7 @@ rule evaluate:
     input:
         model=EXPS.run_file_pattern(EXPS.MODEL_FILE),
         data=lambda wc: ancient(PIPE.processed_input(CFG, run_of(wc).dataset)),
-        config=ancient(EXPS.run_file_pattern(CONTRACT.CONFIG_FILE)),
+        config=config_input,
     output:
         EXPS.run_file_pattern(EXPS.METRICS_FILE),
     params:
@@ -25,7 +25,7 @@ rule mc_estimate:
     input:
         model=EXPS.run_file_pattern(EXPS.MODEL_FILE),
         data=lambda wc: ancient(PIPE.processed_input(CFG, run_of(wc).dataset)),
-        config=ancient(EXPS.run_file_pattern(CONTRACT.CONFIG_FILE)),
+        config=config_input,
     output:
         EXPS.run_file_pattern(EXPS.MC_FILE),
     params:

@@ -6,7 +6,8 @@
 rule train:
     input:
         data=lambda wc: ancient(PIPE.processed_input(CFG, run_of(wc).dataset)),
-        config=ancient(EXPS.run_file_pattern(CONTRACT.CONFIG_FILE)),
+        config=config_input,
+        stale=force_if_stale,
     output:
         model=EXPS.run_file_pattern(EXPS.MODEL_FILE),
         log=EXPS.run_file_pattern(EXPS.LOG_FILE),
