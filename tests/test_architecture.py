@@ -25,7 +25,7 @@ LAYER = {
     "models": 3, "experiments": 3,
     "estimators": 4, "metrics": 4, "passes": 4, "monitoring": 4, "refit": 4,
     "training": 5, "contract": 5,
-    "evaluation": 6, "pipeline": 6, "finished": 6,
+    "evaluation": 6, "pipeline": 6, "finished": 6, "preflight": 6,
     "report": 7,
     "cli": 8,
 }
