@@ -124,7 +124,7 @@ class RunBudget:
     adam_tb: float
     eval_pflop: float
     mc_pflop: float
-    group: str = ""          # runs with the same group can be trained stacked (train_many)
+    group: str = ""          # runs with the same group could be trained stacked (train_many, gone: D32)
 
 
 def paper_budget(profile: str = "paper") -> list[RunBudget]:
@@ -178,8 +178,9 @@ def projection(budget: list[RunBudget], matmul_efficiency: float = 0.35, hbm_eff
                precision: str = "tf32", stacked: bool = True) -> dict:
     """Seconds on one H100 for the whole profile.
 
-    Runs of one group (same data, objective and configuration but α, β) train together with
-    ``train_many`` when ``stacked``. A group's step costs the GPU its matmul FLOPs at
+    Runs of one group (same data, objective and configuration but α, β) train together when
+    ``stacked``, as ``train_many`` did (removed for want of a CPU gain, docs/decisions.md D32;
+    restore it from commit 35bfe9a if a GPU measurement shows this projection's gain). A group's step costs the GPU its matmul FLOPs at
     ``matmul_efficiency`` of peak plus its Adam bytes at ``hbm_efficiency`` of HBM bandwidth, and
     costs the host its kernel launches; the step takes the larger (launches overlap GPU work, no
     host sync per step). ``serial_s``: groups one after another; ``concurrent_s``: groups as
@@ -228,7 +229,7 @@ def main(argv=None) -> int:
         proj = projection(budget, args.efficiency, precision=args.precision, stacked=stacked)
         print(f"\nH100, {args.precision} at {args.efficiency:.0%} of peak ({proj['rate'] / 1e12:.0f} TFLOP/s), Adam at 70% "
               f"of 3.35 TB/s, {LAUNCH_S * 1e6:.0f} µs per kernel launch, "
-              f"{'stacked groups (train_many)' if stacked else 'one run per process'}:")
+              f"{'stacked groups (train_many, removed: D32)' if stacked else 'one run per process'}:")
         if stacked:
             for n, first, steps, gpu, host in proj["groups"]:
                 print(f"  {n:2d} x {first:18s} {steps:7,d} steps x max(GPU {gpu * 1e3:.2f} ms, host {host * 1e3:.2f} ms)"

@@ -106,7 +106,7 @@ def main(argv=None) -> None:
     test_x = eval_binarized(ds.test_x[:500], 20191002)
     mcfg = ModelConfig(latent_dim=a.latent, hidden_units=a.hidden, decoder_layers=a.dec_layers,
                        activation=a.activation, init=a.init)
-    spec = RunSpec(a.dataset, a.objective, a.alpha, a.beta, a.seed)
+    spec = RunSpec(a.dataset, a.objective, {"alpha": a.alpha, "beta": a.beta} if a.objective == "vaeas" else {}, a.seed)
     label_spec = labels = None
     if a.objective == "vaeas":
         lcfg = LabelConfig(scheme="shared", classes=a.labels) if a.labels else LabelConfig()

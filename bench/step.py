@@ -37,7 +37,7 @@ def setup(batch: int = 128, seed: int = 0, device="cpu", precision="fp32"):
 
 def make_step(cfg, model, label_spec, x, labels, gen):
     """The body of train()'s inner loop, as a closure."""
-    spec = RunSpec("mnist", "vaeas", 1.0, 1.0)
+    spec = RunSpec("mnist", "vaeas", {"alpha": 1.0, "beta": 1.0})
     optimizer = make_optimizer(model, cfg)
     params_vae, params_cls = model.vae_parameters(), model.classifier_parameters()
     logged = torch.empty((1, len(LOGGED)), dtype=torch.float64, device=x.device)

@@ -1,5 +1,6 @@
-"""The house's two mechanical rules (issue 11): the import graph of ``src/vaeas`` has no cycle and
-no upward edge, and no source file is longer than a person reads in one sitting (400 lines).
+"""The house's mechanical rules (issues 11, 17): the import graph of ``src/vaeas`` has no cycle and
+no upward edge, no source file is longer than a person reads in one sitting (400 lines), and no
+module outside ``vaeas/objectives/`` compares an objective's name (it asks the registry instead).
 
 Read from the source with ``ast`` (nothing is imported), so deferred imports inside functions
 count as edges too.
@@ -22,8 +23,11 @@ LAYER = {
     "vaeas": 0, "errors": 0, "io": 0,
     "config": 1, "runtime": 1,
     "data": 2,
-    "models": 3, "experiments": 3,
+    "models": 3,
     "estimators": 4, "metrics": 4, "passes": 4, "monitoring": 4, "refit": 4,
+    # The objectives' losses call the estimators and metrics (lazily: the registry imports no
+    # torch); the run object and the grid read the registry; staleness reads the run object.
+    "objectives": 4, "run": 4, "experiments": 4, "staleness": 4,
     "training": 5, "contract": 5,
     "evaluation": 6, "pipeline": 6, "finished": 6, "preflight": 6,
     "report": 7,
@@ -120,3 +124,59 @@ def test_config_is_a_leaf():
 def test_no_source_file_is_longer_than_400_lines(name):
     lines = len(_modules()[name].read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{name}: {lines} lines"
+
+
+def _objective_names() -> set[str]:
+    """The registered objectives' names, read from the modules' ``name="..."`` (no import)."""
+    names = set()
+    for path in (PACKAGE / "objectives").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.keyword) and node.arg == "name" and isinstance(node.value, ast.Constant):
+                names.add(node.value.value)
+    return names
+
+
+def _naming_sites(tree: ast.AST, names: set[str]) -> list[int]:
+    """Lines where an objective's name is compared (``==``, ``!=``, ``in`` a literal), used as a
+    subscript (``table["vae"]``) or as a default argument: the places a new objective would
+    have to be added by hand."""
+    def literal(node) -> bool:
+        if isinstance(node, ast.Constant):
+            return node.value in names
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return any(literal(e) for e in node.elts)
+        return False
+
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and any(literal(n) for n in (node.left, *node.comparators)):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Subscript) and literal(node.slice):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.arguments) and any(literal(d) for d in (*node.defaults, *node.kw_defaults) if d):
+            lines.append(node.lineno if hasattr(node, "lineno") else 0)
+        elif isinstance(node, ast.AnnAssign) and node.value is not None and literal(node.value):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_the_objective_names_are_found():
+    assert {"vae", "vaeas"} <= _objective_names()
+
+
+def test_nothing_outside_objectives_names_an_objective():
+    names = _objective_names()
+    sites = []
+    for name, path in sorted(_modules().items()):
+        if name == "vaeas.objectives" or name.startswith("vaeas.objectives."):
+            continue
+        sites += [f"{path.relative_to(SRC)}:{line}" for line in _naming_sites(ast.parse(path.read_text(encoding="utf-8")), names)]
+    assert not sites, "objective names compared outside vaeas/objectives/ (ask vaeas.objectives instead): " + ", ".join(sites)
+
+
+def test_the_objective_name_check_catches_each_form():
+    names = {"vae"}
+    for code in ('x == "vae"', 'x in ("vae", "y")', 'd["vae"]', 'def f(o="vae"): pass',
+                 'def f(*, o="vae"): pass', 'class A:\n    o: str = "vae"'):
+        assert _naming_sites(ast.parse(code), names), code
+    assert not _naming_sites(ast.parse('f("vae")\nx = "a" == "b"'), names)

@@ -54,6 +54,19 @@ def test_unknown_dataset_is_named(capsys, tmp_path):
     assert only_error_line(err) == "unknown data set 'cifar' (choose from: digits, mnist, omniglot, omniglot-mini)"
 
 
+@pytest.mark.parametrize("argv,message", [
+    (("--objective", "vaeas", "--param", "gamma=1"), "--gamma: not a hyper-parameter of objective 'vaeas' (its hyper-parameters: alpha, beta)"),
+    (("--objective", "vaeas", "--param", "beta=-1"), "--beta must be a finite number >= 0, got -1"),
+    (("--objective", "elbo"), "--objective: unknown objective 'elbo' (choose from: vae, vaeas)"),
+    (("--param", "beta"), "--param 'beta': expected KEY=VALUE, e.g. --param beta=0.5"),
+])
+def test_bad_hyper_parameters_are_named_by_their_flag(capsys, tmp_path, argv, message):
+    code, _, err = run_cli(capsys, "train", "--params", str(REPO / "params.yaml"), "--dataset", "digits", *argv,
+                           "--out", str(tmp_path / "m.pt"))
+    assert code == 2 and only_error_line(err) == message
+    assert not any(tmp_path.iterdir())
+
+
 def test_missing_model_file_is_named(capsys, tmp_path):
     code, _, err = run_cli(capsys, "evaluate", "--model", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "m.json"))
     assert code == 2 and only_error_line(err) == f"model file {tmp_path / 'nope.pt'} not found"
@@ -77,7 +90,7 @@ def test_train_then_evaluate_reports_every_table2_column(capsys, tmp_path):
         "training:\n  epochs: 2\n  device: cpu\nevaluation:\n  iw_samples: 8\n")
     model = tmp_path / "run" / "model.pt"
     code, out, err = run_cli(capsys, "train", "--params", str(params), "--dataset", "digits", "--objective", "vaeas",
-                             "--alpha", "0.5", "--beta", "2", "--out", str(model), "--quiet")
+                             "--param", "alpha=0.5", "--param", "beta=2", "--out", str(model), "--quiet")
     assert code == 0, err
     metrics = tmp_path / "run" / "metrics.json"
     code, out, err = run_cli(capsys, "evaluate", "--model", str(model), "--out", str(metrics), "--quiet")

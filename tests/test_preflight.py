@@ -46,12 +46,12 @@ def test_plan_reads_only_and_apply_writes_what_it_found(tmp_path, monkeypatch):
     before = tree(proj)
     plan = preflight.plan(cfg, ["digits"])
     assert tree(proj) == before                                        # reading only
-    assert plan.stale == {str(model): "run.beta: 5.0 -> 4.0"}
+    assert plan.stale == {str(model): "run.params.beta: 5.0 -> 4.0"}
     assert plan.repairs == {"digits": "does not match its recorded sha256"} and plan.pending()
     assert len(plan.changed_configs()) == 4 and plan.missing_configs() == []
-    assert json.loads(plan.configs["runs/t/table2/a1_b5/seed0/config.json"])["run"]["beta"] == 4.0
+    assert json.loads(plan.configs["runs/t/table2/a1_b5/seed0/config.json"])["run"]["params"]["beta"] == 4.0
     lines = plan.apply()
-    assert lines[0] == (f"vaeas: {model} was trained with another configuration (run.beta: 5.0 -> 4.0): "
+    assert lines[0] == (f"vaeas: {model} was trained with another configuration (run.params.beta: 5.0 -> 4.0): "
                         f"moved to {model}.stale; it will be trained again")
     assert not model.exists() and Path(f"{model}.stale").read_bytes() == trained
     assert plan.changed_configs() == [] and preflight.processed_state("digits", cfg) == (None, False)

@@ -50,7 +50,7 @@ def small_config(root: Path, epochs: int = 4) -> Config:
                   training=TrainingConfig(epochs=epochs, batch_size=256, device="cpu"))
 
 
-SPEC = RunSpec("digits", "vaeas", alpha=1.0, beta=1.0, seed=2)
+SPEC = RunSpec("digits", "vaeas", {"alpha": 1.0, "beta": 1.0}, seed=2)
 
 
 def run_main(*argv: str) -> tuple[int, str]:
@@ -127,7 +127,7 @@ def test_non_finite_values_stop_the_run_naming_epoch_and_step_and_keep_the_last_
 # The machine fails: a full disk, a folder that cannot be written (issue 12)
 
 def small_params(tmp_path: Path, root: Path) -> Path:
-    """params.yaml for :func:`small_config` (same fingerprint, so a rerun resumes its checkpoint)."""
+    """params.yaml for :func:`small_config` (the same train group, so a rerun resumes its checkpoint)."""
     path = tmp_path / "params.yaml"
     path.write_text(f"data: {{root: '{root}'}}\n"
                     "model: {latent_dim: 4, hidden_units: 16, encoder_layers: 1, decoder_layers: 1, classifier_layers: 1}\n"
@@ -167,7 +167,9 @@ def test_disk_full_during_train_is_one_line_naming_the_path_and_keeps_the_last_g
     assert (code, one_line(err)) == (2, f"vaeas: error: cannot write {ckpt}: No space left on device; "
                                         f"the last good checkpoint {ckpt} is kept; rerun the same command to resume from it")
     assert sorted(p.name for p in out.parent.iterdir()) == ["model.log.csv", "model.pt.ckpt"]   # no temp file
-    kept = checkpoint.load_checkpoint(ckpt, torch.load(ckpt, weights_only=False)["fingerprint"])
+    from vaeas.experiments import load_config
+
+    kept = checkpoint.load_checkpoint(ckpt, load_config(params), SPEC)     # whole, and this run's
     assert kept["epoch"] == 2 and len(kept["history"]) == 2
 
     monkeypatch.undo()

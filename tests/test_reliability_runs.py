@@ -95,7 +95,7 @@ def sh(cmd: list[str], cwd: Path) -> str:
 # vaeas train
 
 TRAIN_PARAMS = {"model": PROJECT["model"], "training": {**PROJECT["training"], "epochs": 40}}
-SPEC = RunSpec("digits", "vaeas", alpha=0.5, beta=2.0, seed=3)
+SPEC = RunSpec("digits", "vaeas", {"alpha": 0.5, "beta": 2.0}, seed=3)
 
 
 @pytest.mark.slow
@@ -114,7 +114,7 @@ def test_train_killed_at_random_points_resumes_bitwise_equal(tmp_path):
     out = tmp_path / "run" / "model.pt"
     ckpt = out.with_name("model.pt.ckpt")
     cmd = [str(BIN / "vaeas"), "train", "--params", str(params), "--dataset", "digits", "--objective", "vaeas",
-           "--alpha", "0.5", "--beta", "2", "--seed", "3", "--out", str(out), "--quiet"]
+           "--param", "alpha=0.5", "--param", "beta=2", "--seed", "3", "--out", str(out), "--quiet"]
     rng = random.Random(6)
     kills = []   # the checkpoint's epoch (0: none yet) at each kill
     last_ckpt_history, seen_mtime = None, None

@@ -348,7 +348,7 @@ def tiny_model(alpha, seed):
     cfg = Config(model=ModelConfig(latent_dim=4, hidden_units=16, encoder_layers=1, decoder_layers=1, classifier_layers=1),
                  evaluation=EvaluationConfig(binarize_seed=7))
     model = VAE(64, cfg.model)
-    meta = {"image_shape": [8, 8], "spec": RunSpec("digits", "vaeas", alpha, 1.0, seed), "cfg": cfg}
+    meta = {"image_shape": [8, 8], "spec": RunSpec("digits", "vaeas", {"alpha": alpha, "beta": 1.0}, seed), "cfg": cfg}
     return model, meta
 
 
@@ -454,7 +454,7 @@ def test_figure_reconstructions_from_model_files(tmp_path):
     cfg = Config(data=DataConfig(root=str(tmp_path / "data")),
                  model=ModelConfig(latent_dim=4, hidden_units=16, encoder_layers=1, decoder_layers=1, classifier_layers=1),
                  training=TrainingConfig(epochs=1, batch_size=256, device="cpu"))
-    path = train(cfg, RunSpec("digits", "vaeas", 0.2, 1.0, 0), tmp_path / "a0.2.pt", progress=False)
+    path = train(cfg, RunSpec("digits", "vaeas", {"alpha": 0.2, "beta": 1.0}, 0), tmp_path / "a0.2.pt", progress=False)
     other = tiny_model(5.0, 1)                    # a loaded (model, meta) pair mixes with a file
     R.figure_reconstructions([other, path], tmp_path / "fig4.png", n=16)
     assert_png(tmp_path / "fig4.png")

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__, package_versions
+from . import __version__, objectives, package_versions
 from .config import parse_overrides
 from .errors import VaeasError, describe_os_error
 
@@ -70,7 +70,8 @@ def _check_dvc_yaml(cfg, params: str, path: str) -> None:
 
 def cmd_train(args) -> None:
     from . import contract, experiments, finished
-    from .training import RunSpec, train
+    from .run import RunSpec
+    from .training import train
 
     if args.config:
         if args.run or args.dataset or args.overrides or args.profile:
@@ -84,15 +85,17 @@ def cmd_train(args) -> None:
         run = experiments.resolve(cfg, args.run)
         # The command line's --set wins over the run's (and its experiment's) own set:.
         cfg = experiments.config_for(cfg, run, parse_overrides(args.overrides))
-        spec, out = RunSpec(run.dataset, run.objective, run.alpha, run.beta, args.seed), args.out
+        if args.hyper:
+            raise VaeasError("--param is for an ad-hoc --dataset run; a run of the grid takes its hyper-parameters from params.yaml")
+        spec, out = run.spec(args.seed), args.out
     elif args.dataset:
         cfg = _config(args)
-        spec, out = RunSpec(args.dataset, args.objective, args.alpha, args.beta, args.seed), args.out
+        spec = RunSpec(args.dataset, args.objective, _hyper_parameters(args.hyper), args.seed, where="--{}")
+        out = args.out
     else:
         raise VaeasError("give --config runs/.../config.json, --run EXPERIMENT.RUN (from params.yaml) or --dataset")
     if not out:
         raise VaeasError("give --out MODEL.pt")
-    spec.validate()
     if args.config and finished.restore(args.config, out):
         print(f"vaeas: {out}: restored the model already trained with this configuration ({out}.kept)")
         return
@@ -100,6 +103,22 @@ def cmd_train(args) -> None:
     if args.config:
         finished.keep(args.config, out)
     print(f"vaeas: wrote {path}")
+
+
+def _hyper_parameters(items: list[str]) -> dict:
+    """``--param KEY=VALUE`` (repeatable) as {KEY: VALUE}, VALUE read as YAML (``0.5``)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise VaeasError(f"--param {item!r}: expected KEY=VALUE, e.g. --param beta=0.5")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise VaeasError(f"--param {item!r}: the value is not valid YAML") from None
+    return out
 
 
 def _model_and_meta(args):
@@ -218,7 +237,7 @@ def version_text() -> str:
 
     versions = package_versions()
     lines = [f"vaeas {__version__}", f"  python {platform.python_version()}"]
-    lines += [f"  {name} {version or '(not installed)'}" for name, version in versions.items() if name != "vaeas"]
+    lines += [f"  {name} {version or '(not installed)'}" for name, version in versions.items() if name != __package__]
     return "\n".join(lines)
 
 
@@ -249,12 +268,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.set_defaults(func=cmd_process)
 
-    p = sub.add_parser("train", help="train VAE or VAE-AS; resumes from its checkpoint")
+    p = sub.add_parser("train", help="train a run of any objective (VAE, VAE-AS, ...); resumes from its checkpoint")
     p.add_argument("--run", default=None, help="a run of the grid, EXPERIMENT.RUN (e.g. table2.a1_b0p5)")
     p.add_argument("--dataset", default=None, help="mnist, omniglot, digits or omniglot-mini (ad-hoc run instead of --run)")
-    p.add_argument("--objective", default="vaeas", help="vae (ELBO) or vaeas (eq. 3)")
-    p.add_argument("--alpha", type=float, default=1.0, help="weight of MI in eq. 3")
-    p.add_argument("--beta", type=float, default=1.0, help="weight of MD in eq. 3")
+    p.add_argument("--objective", default=objectives.DEFAULT,
+                   help="; ".join(f"{o.name}: {o.summary}" for o in objectives.REGISTRY.values()))
+    p.add_argument("--param", dest="hyper", action="append", default=[], metavar="KEY=VALUE",
+                   help="a hyper-parameter of the objective, e.g. --param alpha=0.5 --param beta=2 (defaults: "
+                        + "; ".join(f"{o.name}: {', '.join(f'{k}={v:g}' for k, v in o.as_dict(o.params()).items()) or 'none'}"
+                                    for o in objectives.REGISTRY.values()) + ")")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--config", default=None, help="a run's config.json written by 'vaeas resolve' (the pipeline's way)")
     p.add_argument("--out", default=None, help="model file to write (default with --config: model.pt beside it)")

@@ -125,6 +125,15 @@ _SECTION_TYPES = {
 }
 
 
+def defaults() -> dict[str, dict]:
+    """Every section's keys at their default values (what a key absent from params.yaml takes).
+
+    A released key's default is frozen (tests/test_staleness.py): records of finished models
+    omit keys at their default (:mod:`vaeas.staleness`), so a changed default would go unseen;
+    a new behaviour is a new key, or a new value set in params.yaml."""
+    return json.loads(json.dumps({name: dataclasses.asdict(cls()) for name, cls in _SECTION_TYPES.items()}))
+
+
 def schema() -> dict:
     """The JSON schema of params.yaml (shipped with the package)."""
     text = resources.files("vaeas").joinpath("schemas/params.schema.json").read_text()

@@ -8,13 +8,15 @@ then the command line's ``--set``, which wins), the run spec and the run id. ``t
 ``run_id``; the Snakemake rules and the DVC stages depend on it. A file is rewritten only when
 its content changes, so its mtime moves only with its content.
 
-The file groups the sections by who reads them (:data:`EVALUATE_SECTIONS` for evaluation, every
-other section for training, so a key added to any section is tracked without listing it):
+The file groups the sections by who reads them (:mod:`vaeas.staleness` decides the groups; a key
+added to any section is tracked without listing it):
 
-* ``run`` — run id, profile, experiment, name, seed, data set, objective, α, β, Monte Carlo;
-* ``train`` — what determines the model (data, model, labels, training, and any new section);
-* ``evaluate`` — what determines the metrics of a given model (evaluation);
+* ``run`` — the :class:`~vaeas.run.RunSpec` (run id, data set, objective, its hyper-parameters,
+  seed), then profile, experiment, name and Monte Carlo;
+* ``train`` — what determines the model, at other than its default (:mod:`vaeas.staleness`);
+* ``evaluate`` — what determines the metrics of a given model (evaluation), likewise;
 * ``inert`` — keys that cannot change this run's outputs (:func:`inert_keys`), kept for the record;
+* ``defaults`` — every other key, at its default value (a record; a new key lands here);
 * ``set`` — the command line's overrides, as given (a record, read by nothing).
 """
 
@@ -24,33 +26,18 @@ import json
 import os
 from pathlib import Path
 
+from . import staleness
 from .config import Config, SECTIONS, build_config, parse_overrides
 from .errors import VaeasError
 from .experiments import Run, config_for, distinct, runs, seeds
 from .io import write_text
+from .run import RunSpec
 
 CONFIG_FILE = "config.json"
-FORMAT = "vaeas-run-config-v1"
-#: Sections only evaluation reads; every other section of the Config determines the model.
-EVALUATE_SECTIONS = ("evaluation",)
-#: Keys that only say where raw files come from (each is verified against a pinned hash, so they
-#: never change the processed data): no training or evaluation depends on them.
-FETCH_KEYS = ("data.mirror", "data.lock_file")
-
-
-def inert_keys(run: Run, labels_scheme: str = "full") -> tuple[str, ...]:
-    """Keys (``section.key``, or a whole ``section``) that cannot change this run's outputs: where
-    raw files come from, the Omniglot source for another data set, the labels and the
-    classifier's settings for the VAE baseline (which has no classifier), and eq. 10's constant
-    with one label per sample (log N = log N_eff there)."""
-    keys = list(FETCH_KEYS)
-    if run.dataset != "omniglot":
-        keys.append("data.omniglot_source")
-    if run.objective == "vae":
-        keys += ["labels", "training.classifier_lr", "training.classifier_steps"]
-    elif labels_scheme == "full":
-        keys.append("labels.md_constant")
-    return tuple(keys)
+FORMAT = "vaeas-run-config-v2"
+#: Sections only evaluation reads (re-exported from :mod:`vaeas.staleness`, which decides the groups).
+EVALUATE_SECTIONS = staleness.EVALUATE_SECTIONS
+inert_keys = staleness.inert_keys
 #: Top-level groups of config.json each stage's outputs depend on.
 TRAIN_KEYS = ("run", "train")
 EVALUATE_KEYS = ("run", "train", "evaluate")
@@ -67,24 +54,15 @@ def config_path(cfg: Config, run: Run, seed: int) -> str:
 
 def resolved(cfg: Config, run: Run, seed: int, cli_overrides: list[str] | None = None) -> dict:
     """The content of one run's config.json: the profile's config with the run's (and its
-    experiment's) ``set:`` applied, then ``cli_overrides`` (which win)."""
+    experiment's) ``set:`` applied, then ``cli_overrides`` (which win), grouped canonically by
+    :func:`vaeas.staleness.split`."""
     run_cfg = config_for(cfg, run, parse_overrides(cli_overrides or []))
-    sections = {k: v for k, v in run_cfg.to_dict().items() if k not in ("profile", "experiments")}
-    inert: dict = {}
-    for dotted in inert_keys(run, run_cfg.labels.scheme):
-        section, _, key = dotted.partition(".")
-        if key:
-            inert.setdefault(section, {})[key] = sections[section].pop(key)
-        else:
-            inert[section] = sections.pop(section)
+    spec = run.spec(seed)
     return {
         "format": FORMAT,
-        "run": {"run_id": run_id(run, seed), "profile": cfg.profile, "experiment": run.experiment,
-                "name": run.name, "seed": seed, "dataset": run.dataset, "objective": run.objective,
-                "alpha": run.alpha, "beta": run.beta, "monte_carlo": run.monte_carlo},
-        "train": {k: v for k, v in sections.items() if k not in EVALUATE_SECTIONS},
-        "evaluate": {k: v for k, v in sections.items() if k in EVALUATE_SECTIONS},
-        "inert": inert,
+        "run": {**spec.to_dict(canonical=True), "profile": cfg.profile, "experiment": run.experiment,
+                "name": run.name, "monte_carlo": run.monte_carlo},
+        **staleness.split(run_cfg, spec),
         "set": list(cli_overrides or []),
     }
 
@@ -145,36 +123,36 @@ def part(config: str | os.PathLike | dict, keys: tuple[str, ...]) -> dict:
     return {k: content.get(k) for k in keys}
 
 
-def load(path: str | os.PathLike):
+def load(path: str | os.PathLike) -> tuple[Config, RunSpec, dict]:
     """(Config, RunSpec, run section) of a config.json, validated as params.yaml is."""
-    from .training.objective import RunSpec
-
     content = read(path)
-    merged = {**content["train"], **content["evaluate"]}
-    for section, values in (content.get("inert") or {}).items():
-        merged[section] = {**merged.get(section, {}), **values}
+    merged = _merged(content)
     unknown = sorted(set(merged) - set(SECTIONS))
     if unknown:
         raise VaeasError(f"{path}: unknown section '{unknown[0]}'; run 'vaeas resolve' with this vaeas")
     run = content["run"]
     cfg = build_config(merged, profile=run["profile"], source=str(path))
-    spec = RunSpec(run["dataset"], run["objective"], float(run["alpha"]), float(run["beta"]), int(run["seed"]))
-    spec.validate()
-    return cfg, spec, run
+    return cfg, RunSpec.from_dict(run, where=f"{path}: run.{{}}"), run
 
 
 def mismatch(config: str | os.PathLike | dict, meta: dict) -> str | None:
     """Why a model with metadata ``meta`` (from :func:`vaeas.training.load_model`) was not trained
     with this config.json — the first differing key, as ``key: model's -> config.json's`` — or
-    None when it was: its spec (data set, objective, α, β, seed) and every key of the ``train``
-    group (inert keys are not compared)."""
+    None when it was (:func:`vaeas.staleness.why_stale` on its spec and the ``train`` group)."""
     content = config if isinstance(config, dict) else read(config)
-    spec, model_config, missing = meta["spec"], meta.get("config", {}), "(absent)"
-    for key in ("dataset", "objective", "alpha", "beta", "seed"):
-        if getattr(spec, key) != content["run"][key]:
-            return f"run.{key}: {getattr(spec, key)!r} -> {content['run'][key]!r}"
-    for section, values in content["train"].items():
-        for key, value in values.items():
-            if model_config.get(section, {}).get(key, missing) != value:
-                return f"{section}.{key}: {model_config.get(section, {}).get(key, missing)!r} -> {value!r}"
-    return None
+    wanted = RunSpec.from_dict(content["run"], where=f"{config if not isinstance(config, dict) else 'config.json'}: run.{{}}")
+    return staleness.why_stale(meta["spec"], meta.get("config", {}), wanted, content["train"], labels_scheme(content))
+
+
+def labels_scheme(content: dict) -> str:
+    """The labels scheme a config.json's run trains with (what decides which keys are inert)."""
+    return _merged(content).get("labels", {}).get("scheme", "full")
+
+
+def _merged(content: dict) -> dict:
+    """Every section of a config.json, its groups put back together."""
+    merged: dict = {}
+    for group in ("defaults", "inert", "train", "evaluate"):
+        for section, values in (content.get(group) or {}).items():
+            merged[section] = {**merged.get(section, {}), **values}
+    return merged

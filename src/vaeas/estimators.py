@@ -192,7 +192,7 @@ def marginal_kl_softmax(kl: torch.Tensor, sc: torch.Tensor, n_labels: int) -> to
     kl = torch.as_tensor(kl)
     sc = torch.as_tensor(sc, device=kl.device)
     # Means over the last (sample) dimension: a scalar for (B,) inputs, one value per model for
-    # the (K, B) inputs of K stacked models (vaeas.models.StackedVAE).
+    # (K, B) inputs: K models at once.
     mean = lambda t: t.mean(-1) if t.dim() else t
     return mean(kl) - math.log(n_labels) + mean(sc)
 

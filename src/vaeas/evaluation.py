@@ -25,6 +25,7 @@ import torch
 
 from . import data as data_mod
 from .errors import VaeasError
+from .experiments import check_fits_dataset
 from .estimators import kl_standard_normal, mc_estimates, mc_estimates_subsets
 from .metrics import active_units, bernoulli_log_likelihood, iw_nll
 from .models import VAE, Classifier, init_glorot, make_labels
@@ -85,8 +86,7 @@ def evaluate(model: VAE, meta: dict, data_root: str | None = None, progress: boo
     row["nll_test"] = iw_nll_dataset(model, iw_x, ev.iw_samples, ev.iw_chunk, generator, progress).mean().item()
     row.update(_both_constants(row, "md", n_train, n_eff, md_count))
     row.update({
-        "dataset": spec.dataset, "objective": spec.objective, "alpha": spec.alpha, "beta": spec.beta,
-        "seed": spec.seed, "n_train": n_train, "n_test": test_x.shape[0], "n_iw": iw_x.shape[0],
+        "dataset": spec.dataset, "objective": spec.objective, **spec.params, "seed": spec.seed, "n_train": n_train, "n_test": test_x.shape[0], "n_iw": iw_x.shape[0],
         "iw_samples": ev.iw_samples, "label_count": n_eff, "log_n": math.log(n_train),
         "decoder_layers": cfg.model.decoder_layers, "seconds": round(time.perf_counter() - t0, 2),
     })
@@ -143,17 +143,14 @@ def monte_carlo(model: VAE, meta: dict, data_root: str | None = None) -> list[di
     tune_allocator()
     dataset = data_mod.load(spec.dataset, data_mod.rooted(cfg.data, data_root))
     train_x = eval_binarized(dataset.train_x, ev.binarize_seed).to(device)
-    n = train_x.shape[0]
-    too_big = [s for s in ev.mc_sizes if s > n]
-    if too_big:
-        raise VaeasError(f"evaluation.mc_sizes: {too_big} exceed the {n} training samples of '{spec.dataset}'")
+    check_fits_dataset(cfg, spec.dataset, monte_carlo=True, source="", n=train_x.shape[0], labels=False)
     mu, logvar = posteriors(model, train_x)
     generator = torch.Generator(device=device).manual_seed(ev.binarize_seed + 3)
     rows = []
     for size in ev.mc_sizes:
         res = mc_estimates_subsets(mu, logvar, size, ev.mc_repeats, generator, chunk=ev.mc_chunk)
         for r, (mi, md) in enumerate(zip(res["mis"], res["mds"])):
-            rows.append({"dataset": spec.dataset, "alpha": spec.alpha, "beta": spec.beta, "seed": spec.seed,
+            rows.append({"dataset": spec.dataset, **spec.params, "seed": spec.seed,
                          "size": size, "repeat": r, "mi": float(mi), "md": float(md)})
     return rows
 

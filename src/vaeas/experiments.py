@@ -26,11 +26,13 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
+from . import objectives
 from .config import Config, profile_config, read_params, with_overrides
 from .data.catalog import TRAIN_SIZES
 from .errors import VaeasError
+from .run import RunSpec
 
 EXPERIMENTS = ("table1", "table2", "table3", "fig2")
 TABLE_OF = {"table1": 1, "table2": 2, "table3": 3}
@@ -56,9 +58,9 @@ class Run:
     experiment: str
     name: str
     dataset: str
-    objective: str = "vaeas"
-    alpha: float = 1.0
-    beta: float = 1.0
+    objective: str = objectives.DEFAULT
+    #: The objective's hyper-parameters, every one (defaults filled in by :class:`RunSpec`).
+    params: Mapping[str, float] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
     monte_carlo: bool = False
     #: The id of an earlier run of the grid that trains exactly this configuration (None: this run
@@ -79,12 +81,16 @@ class Run:
     def model_path(self, profile: str, seed: int) -> str:
         return self.path(profile, seed, MODEL_FILE)
 
+    def spec(self, seed: int) -> RunSpec:
+        """The run object of this run at ``seed`` (what config.json serialises)."""
+        return RunSpec(self.dataset, self.objective, self.params, seed, f"{self.id}.seed{seed}")
+
 
 def seeds(cfg: Config) -> list[int]:
     return list(cfg.experiments.get("seeds", [0]))
 
 
-def runs(cfg: Config, experiment: str | None = None) -> list[Run]:
+def runs(cfg: Config, experiment: str | None = None, source: str = "params.yaml") -> list[Run]:
     """Every run of the grid (or of one experiment), in params.yaml order; null entries dropped.
 
     A run whose configuration an earlier run of the grid (in :data:`EXPERIMENTS` order) already
@@ -96,9 +102,16 @@ def runs(cfg: Config, experiment: str | None = None) -> list[Run]:
         for name, entry in (section.get("runs") or {}).items():
             if entry is None:
                 continue
-            run = Run(experiment=exp, name=name, dataset=section.get("dataset", "mnist"),
-                      objective=entry.get("objective", "vaeas"), alpha=float(entry.get("alpha", 1.0)),
-                      beta=float(entry.get("beta", 1.0)),
+            where = f"{source}: experiments.{exp}.runs.{name}.{{}}"
+            objective = entry.get("objective", objectives.DEFAULT)
+            allowed = ("objective", "set", *objectives.get(objective, where.format("objective")).param_names())
+            unknown = [str(k) for k in entry if k not in allowed]
+            if unknown:
+                raise VaeasError(f"{source}: unknown key 'experiments.{exp}.runs.{name}.{unknown[0]}' "
+                                 f"(allowed here: {', '.join(sorted(allowed))})")
+            hyper = {k: v for k, v in entry.items() if k not in ("objective", "set")}
+            spec = RunSpec(section.get("dataset", "mnist"), objective, hyper, where=where)
+            run = Run(experiment=exp, name=name, dataset=spec.dataset, objective=spec.objective, params=spec.params,
                       overrides={**(section.get("set") or {}), **(entry.get("set") or {})},
                       monte_carlo=bool(section.get("monte_carlo", False)))
             key = _signature(cfg, run)
@@ -124,7 +137,7 @@ def _signature(cfg: Config, run: Run) -> str:
         current = getattr(getattr(cfg, section, None), key, _MISSING)
         if current is _MISSING or json.dumps(current, sort_keys=True) != json.dumps(value, sort_keys=True):
             changed[dotted] = value
-    return json.dumps([run.dataset, run.objective, run.alpha, run.beta, run.monte_carlo, changed], sort_keys=True)
+    return json.dumps([run.dataset, run.objective, run.params, run.monte_carlo, changed], sort_keys=True)
 
 
 _MISSING = object()
@@ -164,7 +177,8 @@ def validate(cfg: Config) -> None:
 # --------------------------------------------------------------------------------------------
 # Checking the grid, and loading params.yaml for a command
 
-def check_fits_dataset(cfg: Config, dataset: str, monte_carlo: bool = False, source: str = "params.yaml") -> None:
+def check_fits_dataset(cfg: Config, dataset: str, monte_carlo: bool = False, source: str = "params.yaml",
+                       n: int | None = None, labels: bool = True) -> None:
     """Cross-key rules that need the training-set size N of ``dataset`` (:data:`TRAIN_SIZES`).
 
     * shared / multihead labels: V = labels.classes < N (with V >= N every sample has its own
@@ -172,30 +186,36 @@ def check_fits_dataset(cfg: Config, dataset: str, monte_carlo: bool = False, sou
     * multihead: V^(K-1) < N, i.e. no more heads than it takes to tell N samples apart (a head
       beyond that is constant, and V^K would overflow the int64 label arithmetic);
     * Monte Carlo runs: every S of evaluation.mc_sizes is <= N (S posteriors out of N).
+
+    The one statement of these rules: params.yaml is checked with them before any job starts,
+    and training (``labels``) and the Monte Carlo stage (``monte_carlo``) call them again with the
+    N of the data actually loaded (``n``), for a run started outside the grid.
     """
-    n = TRAIN_SIZES.get(dataset)
+    prefix = f"{source}: " if source else ""
     if n is None:
-        return
+        n = TRAIN_SIZES.get(dataset)
+        if n is None:
+            return
     if cfg.data.train_size:
         if cfg.data.train_size > n:
-            raise VaeasError(f"{source}: data.train_size ({cfg.data.train_size}) exceeds the {n} training images of '{dataset}'")
-        n = cfg.data.train_size
+            raise VaeasError(f"{prefix}data.train_size ({cfg.data.train_size}) exceeds the {n} training images of '{dataset}'")
+        n = min(n, cfg.data.train_size)
     lab = cfg.labels
-    if lab.scheme != "full" and lab.classes >= n:
-        raise VaeasError(f"{source}: labels.classes ({lab.classes}) must be < the {n} training samples of '{dataset}' for scheme '{lab.scheme}'")
-    if lab.scheme == "multihead" and lab.classes ** (lab.heads - 1) >= n:
+    if labels and lab.scheme != "full" and lab.classes >= n:
+        raise VaeasError(f"{prefix}labels.classes ({lab.classes}) must be < the {n} training samples of '{dataset}' for scheme '{lab.scheme}'")
+    if labels and lab.scheme == "multihead" and lab.classes ** (lab.heads - 1) >= n:
         needed = next(k for k in range(1, lab.heads + 1) if lab.classes ** k >= n)
-        raise VaeasError(f"{source}: labels.heads ({lab.heads}) is more than the {needed} heads of {lab.classes} classes that tell the {n} training samples of '{dataset}' apart")
+        raise VaeasError(f"{prefix}labels.heads ({lab.heads}) is more than the {needed} heads of {lab.classes} classes that tell the {n} training samples of '{dataset}' apart")
     too_big = [size for size in cfg.evaluation.mc_sizes if size > n] if monte_carlo else []
     if too_big:
-        raise VaeasError(f"{source}: evaluation.mc_sizes: {too_big} exceed the {n} training samples of '{dataset}'")
+        raise VaeasError(f"{prefix}evaluation.mc_sizes: {too_big} exceed the {n} training samples of '{dataset}'")
 
 
 def validate_grid(cfg: Config, source: str = "params.yaml") -> None:
     """The experiment grid of ``cfg``'s profile: every run's merged config (its experiment's and its
     own ``set``), the rules that need the data set's size, and the runs Figures 4-5 name."""
     defined = []
-    for run in runs(cfg):
+    for run in runs(cfg, source=source):
         run_source = f"{source} (run {run.id})"
         run_cfg = with_overrides(cfg, run.overrides, run_source, grid=False) if run.overrides else cfg
         check_fits_dataset(run_cfg, run.dataset, run.monte_carlo, run_source)

@@ -22,11 +22,12 @@ import os
 import shutil
 from pathlib import Path
 
-from . import contract
+from . import contract, staleness
 from . import experiments as exps
 from .config import Config
 from .errors import VaeasError
 from .io import write_text
+from .run import RunSpec
 
 KEPT, RECORD, STALE = ".kept", ".kept.json", ".stale"
 
@@ -65,7 +66,7 @@ def restore(config: str | os.PathLike, out: str | os.PathLike) -> bool:
     from .training import load_model, write_log_csv
 
     kept, rec = Path(f"{out}{KEPT}"), Path(f"{out}{RECORD}")
-    if Path(out).exists() or not kept.is_file() or not rec.is_file() or rec.read_text() != record(config):
+    if Path(out).exists() or not kept.is_file() or not rec.is_file() or _record_why(rec.read_text(), config, training_code()):
         return False
     try:
         _, meta = load_model(kept)
@@ -76,30 +77,25 @@ def restore(config: str | os.PathLike, out: str | os.PathLike) -> bool:
     return True
 
 
-def _first_difference(old, new, key: str = "") -> str | None:
-    """The first dotted key at which two JSON-like values differ, as ``key: old -> new``."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        for k in sorted(set(old) | set(new)):
-            found = _first_difference(old.get(k, "(absent)"), new.get(k, "(absent)"), f"{key}.{k}" if key else k)
-            if found:
-                return found
-        return None
-    return None if old == new else f"{key}: {old!r} -> {new!r}"
-
-
-def _record_difference(recorded: dict, now: dict) -> str:
-    """How a kept record differs from the current one, named as config.json's keys are: the
-    ``train`` group's sections without the record's own nesting (``training.epochs: 2 -> 3``,
-    ``run.beta: …``), or the training code."""
-    rec_groups, now_groups = recorded.get("train") or {}, now.get("train") or {}
-    for group in sorted(set(rec_groups) | set(now_groups)):
-        found = _first_difference(rec_groups.get(group, "(absent)"), now_groups.get(group, "(absent)"),
-                                  "run" if group == "run" else "")
-        if found:
-            return found
-    if recorded.get("code") != now.get("code"):
-        return f"the training code: {recorded.get('code')!r} -> {now.get('code')!r}"
-    return "its record differs"
+def _record_why(recorded_text: str, config: str | os.PathLike | dict, code: str) -> str | None:
+    """Why a kept record no longer matches the run of ``config`` (None when it does): the one
+    staleness rule (:func:`vaeas.staleness.why_stale` on the spec and the train group), then the
+    training code."""
+    content = config if isinstance(config, dict) else contract.read(config)
+    try:
+        recorded = json.loads(recorded_text)
+        groups = recorded["train"]
+        recorded_spec = RunSpec.from_dict(groups["run"])
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, VaeasError):
+        return "its record is not readable"
+    wanted = RunSpec.from_dict(content["run"])
+    scheme = contract.labels_scheme(content)
+    why = staleness.why_stale(recorded_spec, groups.get("train") or {}, wanted, content["train"], scheme)
+    if why:
+        return why
+    if recorded.get("code") != code:
+        return f"the training code: {recorded.get('code')!r} -> {code!r}"
+    return None
 
 
 def stale(config: str | os.PathLike | dict, model: str | os.PathLike, code: str | None = None) -> str | None:
@@ -111,13 +107,7 @@ def stale(config: str | os.PathLike | dict, model: str | os.PathLike, code: str 
     or fetched) by the configuration stored inside it, as ``vaeas evaluate`` checks it."""
     kept, rec = Path(f"{model}{KEPT}"), Path(f"{model}{RECORD}")
     if kept.is_file() and rec.is_file() and os.path.samefile(model, kept):
-        recorded, now = rec.read_text(), record(config, code)
-        if recorded == now:
-            return None
-        try:
-            return _record_difference(json.loads(recorded), json.loads(now))
-        except (json.JSONDecodeError, AttributeError):
-            return f"its record {rec} is not readable"
+        return _record_why(rec.read_text(), config, training_code() if code is None else code)
     from .training import load_model
 
     try:

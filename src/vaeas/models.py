@@ -133,7 +133,7 @@ class RoutedSoftmaxHead(torch.autograd.Function):
         with torch.autocast(device_type=device_type, enabled=False):
             if h_sc.dim() == 2:
                 logits = torch.addmm(bias.to(dtype), h_sc.to(dtype), weight.to(dtype).t())
-            else:                                                    # a stack of models (StackedVAE)
+            else:                                                    # (K, B, H): K models stacked
                 logits = torch.baddbmm(bias.to(dtype).unsqueeze(-2), h_sc.to(dtype), weight.to(dtype).mT)
         logits = logits.float().unflatten(-1, (heads, -1))           # (…, B, K, V), float32
         top = logits.amax(-1, keepdim=True)
@@ -206,7 +206,7 @@ class VAE(nn.Module):
 
     def classify(self, z: torch.Tensor) -> list[torch.Tensor]:
         if self.classifier is None:
-            raise RuntimeError("this model has no auxiliary classifier (objective 'vae')")
+            raise RuntimeError("this model has no auxiliary classifier (its objective has none)")
         return self.classifier(z)
 
     def vae_parameters(self) -> list[nn.Parameter]:
@@ -216,99 +216,6 @@ class VAE(nn.Module):
     def classifier_parameters(self) -> list[nn.Parameter]:
         """ω: trained only by the softmax cross-entropy (eq. 8)."""
         return [] if self.classifier is None else list(self.classifier.parameters())
-
-
-class StackedMLP(nn.Module):
-    """K copies of one :func:`mlp`, weights stacked along a leading dimension of K: applied to
-    (K, B, in) inputs, slice k is the k-th MLP applied to its own batch (one batched matmul per
-    layer instead of K small ones). Parameters are ordered as ``mlp``'s (weight, bias per layer).
-    """
-
-    def __init__(self, nets: list[nn.Sequential]):
-        super().__init__()
-        layers = [[m for m in net if isinstance(m, nn.Linear)] for net in nets]
-        self.activation = next(m for m in nets[0] if not isinstance(m, nn.Linear))
-        self.weights = nn.ParameterList(
-            [nn.Parameter(torch.stack([net[i].weight.detach() for net in layers])) for i in range(len(layers[0]))])
-        self.biases = nn.ParameterList(
-            [nn.Parameter(torch.stack([net[i].bias.detach() for net in layers])) for i in range(len(layers[0]))])
-
-    def params(self) -> list[nn.Parameter]:
-        return [p for pair in zip(self.weights, self.biases) for p in pair]
-
-    def forward(self, x: torch.Tensor, layers: int | None = None, detach: bool = False) -> torch.Tensor:
-        """The first ``layers`` layers (all by default), each but the network's last followed by
-        the activation; ``detach`` uses the weights without recording their gradient."""
-        n = len(self.weights)
-        for i in range(n if layers is None else layers):
-            w, b = self.weights[i], self.biases[i]
-            if detach:
-                w, b = w.detach(), b.detach()
-            x = torch.baddbmm(b.unsqueeze(-2), x, w.mT)
-            if i < n - 1:
-                x = self.activation(x)
-        return x
-
-    def state_dict_of(self, k: int, prefix: str) -> dict[str, torch.Tensor]:
-        """Model k's weights under :func:`mlp`'s keys (``<prefix>.<2i>.weight``)."""
-        out = {}
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            out[f"{prefix}.{2 * i}.weight"] = w.detach()[k].clone()
-            out[f"{prefix}.{2 * i}.bias"] = b.detach()[k].clone()
-        return out
-
-
-class StackedClassifier(nn.Module):
-    """K auxiliary classifiers with stacked weights; see :meth:`Classifier.routed_statistics`."""
-
-    def __init__(self, classifiers: list[Classifier]):
-        super().__init__()
-        self.classes, self.heads = classifiers[0].classes, classifiers[0].heads
-        self.net = StackedMLP([c.net for c in classifiers])
-
-    def routed_statistics(self, z: torch.Tensor, labels: torch.Tensor):
-        trunk = len(self.net.weights) - 1
-        h_obj = self.net(z, layers=trunk, detach=True)
-        h_sc = self.net(z.detach(), layers=trunk)
-        labels = labels.reshape(*z.shape[:2], self.heads).long()
-        return RoutedSoftmaxHead.apply(h_obj, h_sc, self.net.weights[-1], self.net.biases[-1], labels,
-                                       self.heads)
-
-
-class StackedVAE(nn.Module):
-    """K models of one architecture as one: every weight gets a leading dimension of K, inputs
-    are (K, B, ·) and slice k computes what ``models[k]`` computes on its own batch. Used to
-    train several configurations at once (:func:`vaeas.training.train_many`), which fills a GPU
-    that one MLP VAE cannot. :meth:`state_dict_of` gives model k back as a :class:`VAE` state.
-    """
-
-    def __init__(self, models: list[VAE]):
-        super().__init__()
-        self.count = len(models)
-        self.data_dim = models[0].data_dim
-        self.encoder = StackedMLP([m.encoder.net for m in models])
-        self.decoder = StackedMLP([m.decoder.net for m in models])
-        self.classifier = (None if models[0].classifier is None
-                           else StackedClassifier([m.classifier for m in models]))
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.encoder(x).chunk(2, dim=-1)
-        return mu, logvar
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
-
-    def vae_parameters(self) -> list[nn.Parameter]:
-        return [*self.encoder.params(), *self.decoder.params()]
-
-    def classifier_parameters(self) -> list[nn.Parameter]:
-        return [] if self.classifier is None else self.classifier.net.params()
-
-    def state_dict_of(self, k: int) -> dict[str, torch.Tensor]:
-        out = {**self.encoder.state_dict_of(k, "encoder.net"), **self.decoder.state_dict_of(k, "decoder.net")}
-        if self.classifier is not None:
-            out.update(self.classifier.net.state_dict_of(k, "classifier.net"))
-        return out
 
 
 def effective_label_count(n_samples: int, classes: int, heads: int = 1) -> int:

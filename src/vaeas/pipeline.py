@@ -19,8 +19,9 @@ from typing import Any
 
 import yaml
 
-from . import contract
+from . import contract, objectives
 from . import experiments as exps
+from .staleness import CODE
 from .config import Config
 from .data import catalog as data_paths
 from .errors import VaeasError
@@ -101,23 +102,9 @@ class Stage:
     persist: bool = False                             # DVC keeps the outputs while the stage runs
 
 
-#: The package code each kind of stage runs (DVC hashes it; Snakemake compares its digest).
-CODE = {
-    "resolve": ["src/vaeas/config.py", "src/vaeas/experiments.py", "src/vaeas/contract.py", "src/vaeas/schemas"],
-    "process": ["src/vaeas/data"],
-    # Every module the command imports that can change its numbers: the loss calls the
-    # estimators and metrics; the training-time monitor the passes; evaluation the refit.
-    "train": ["src/vaeas/training", "src/vaeas/models.py", "src/vaeas/runtime.py", "src/vaeas/data",
-              "src/vaeas/estimators.py", "src/vaeas/metrics.py", "src/vaeas/monitoring.py",
-              "src/vaeas/passes.py"],
-    "evaluate": ["src/vaeas/evaluation.py", "src/vaeas/estimators.py", "src/vaeas/metrics.py",
-                 "src/vaeas/models.py", "src/vaeas/runtime.py", "src/vaeas/passes.py", "src/vaeas/refit.py"],
-    "report": ["src/vaeas/report", "src/vaeas/reference"],
-}
-
-
 def code_digest(kind: str, root: str | Path = ".") -> str:
-    """sha256 of the package files a kind of stage runs (Snakemake's rerun trigger for code)."""
+    """sha256 of the package files a kind of stage runs (:data:`vaeas.staleness.CODE`; Snakemake's
+    rerun trigger for code)."""
     import hashlib
 
     digest = hashlib.sha256()
@@ -252,15 +239,14 @@ def _plain(st: Stage) -> dict:
     return entry
 
 
-def curve_columns(cfg: Config, tag: str) -> list[str]:
+def curve_columns(cfg: Config, run: exps.Run) -> list[str]:
     """The columns of a run's model.log.csv that `dvc plots show` draws against the epoch: the
-    loss and its terms, the softmax MI / MD / SC for VAE-AS, and the Monte Carlo monitor when on."""
-    run = exps.resolve(cfg, ".".join(tag.split("-")[:2]))
-    cols = ["loss", "recon", "kl"]
-    if run.objective == "vaeas":
-        cols += ["mi", "md", "sc"]
-        if exps.config_for(cfg, run).training.monitor_every:
-            cols += ["mon_mi_mc", "mon_md_mc"]
+    ones its objective declares (the loss and its terms; the softmax MI / MD / SC of VAE-AS), and
+    the Monte Carlo monitor when on and the objective has a classifier."""
+    definition = objectives.get(run.objective)
+    cols = list(definition.curves)
+    if definition.needs_classifier and exps.config_for(cfg, run).training.monitor_every:
+        cols += ["mon_mi_mc", "mon_md_mc"]
     return cols
 
 
@@ -287,12 +273,14 @@ def dvc_yaml(cfg: Config, raw: dict | None = None) -> str:
     reporting stages. Every stage depends on the package code it runs."""
     doc: dict[str, Any] = {"stages": {}}
     per_run: dict[str, dict] = {"train": {}, "evaluate": {}, "mc": {}}
+    runs_of: dict[str, exps.Run] = {}
     for st in stages(cfg):
         kind, _, tag = st.name.partition("@")
         if kind in per_run:
             directory = st.outs[0].rsplit("/", 1)[0]
             run = exps.resolve(cfg, ".".join(directory.split("/")[2:4]))
             per_run[kind][tag] = {"dir": directory, "data": processed_input(cfg, run.dataset)}
+            runs_of[tag] = run
             if not any(k in doc["stages"] for k in per_run):
                 doc["stages"].update(dict.fromkeys(per_run))     # keep the DAG's order in the file
             continue
@@ -302,7 +290,7 @@ def dvc_yaml(cfg: Config, raw: dict | None = None) -> str:
             doc["stages"][kind] = {"foreach": items, "do": _template(kind, cfg)}
         else:
             doc["stages"].pop(kind, None)
-    doc["plots"] = [{f"{item['dir']}/{exps.LOG_FILE}": _FlowDict(x="epoch", y=_FlowList(curve_columns(cfg, tag)))}
+    doc["plots"] = [{f"{item['dir']}/{exps.LOG_FILE}": _FlowDict(x="epoch", y=_FlowList(curve_columns(cfg, runs_of[tag])))}
                     for tag, item in per_run["train"].items()]        # one line per run
     # The profile's resolved configuration as a params file of its own: `dvc exp show` then shows the
     # values in force (runs/<profile>/config.json:training.epochs) beside params.yaml's base values,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .. import objectives
 from ..io import write_text
 from .tables import (
     FIG3_REL_TOL,
@@ -102,7 +103,7 @@ def _trend_check(fixed: str, vary: str, sym: str, metric: str, direction: int):
 
 def _mi_bound_check(table: int):
     def check(df: pd.DataFrame, source: str):
-        sel = df[(df["method"] == "vaeas") & (df["alpha"] <= 2 + 1e-9) & (df["beta"] <= 1 + 1e-9)]
+        sel = df[(df["method"] == objectives.VAEAS.name) & (df["alpha"] <= 2 + 1e-9) & (df["beta"] <= 1 + 1e-9)]
         mi = _value_col(sel, "mi", source)
         sel, mi = sel[mi.notna()], mi[mi.notna()]
         if not len(sel):
@@ -128,8 +129,8 @@ def _mi_bound_check(table: int):
 
 
 def _vae_au_check(df: pd.DataFrame, source: str):
-    vae = _value_col(df[df["method"] == "vae"], "au", source).dropna()
-    sel = df[(df["method"] == "vaeas") & np.isclose(df["alpha"].astype(float), 1.0) & (df["beta"] <= 1 + 1e-9)]
+    vae = _value_col(df[df["method"] == objectives.VAE.name], "au", source).dropna()
+    sel = df[(df["method"] == objectives.VAEAS.name) & np.isclose(df["alpha"].astype(float), 1.0) & (df["beta"] <= 1 + 1e-9)]
     au = pd.Series(_value_col(sel, "au", source).values, index=sel["beta"].values).dropna().sort_index()
     if not len(vae) or not len(au):
         return None, "needs the VAE row and VAE-AS α=1, β ≤ 1 rows"
@@ -138,8 +139,8 @@ def _vae_au_check(df: pd.DataFrame, source: str):
 
 
 def _vae_nll_check(df: pd.DataFrame, source: str):
-    vae = _value_col(df[df["method"] == "vae"], "nll_test", source).dropna()
-    sel = df[(df["method"] == "vaeas") & np.isclose(df["alpha"].astype(float), 1.0) & np.isclose(df["beta"].astype(float), 1.0)]
+    vae = _value_col(df[df["method"] == objectives.VAE.name], "nll_test", source).dropna()
+    sel = df[(df["method"] == objectives.VAEAS.name) & np.isclose(df["alpha"].astype(float), 1.0) & np.isclose(df["beta"].astype(float), 1.0)]
     ours = _value_col(sel, "nll_test", source).dropna()
     if not len(vae) or not len(ours):
         return None, "needs the VAE row and the VAE-AS α=1, β=1 row"
@@ -198,7 +199,7 @@ def _agreement_check(metric: str, reference: str, name: str):
     def check(df: pd.DataFrame, source: str):
         if source == "paper":
             return None, f"the paper reports no {name} estimate for its tables"
-        sel = df[(df["method"] == "vaeas") & np.isclose(df["alpha"].astype(float), 1.0)
+        sel = df[(df["method"] == objectives.VAEAS.name) & np.isclose(df["alpha"].astype(float), 1.0)
                  & np.isclose(df["beta"].astype(float), 1.0)]
         if not len(sel) or f"{reference}_mean" not in sel.columns or sel[f"{reference}_mean"].isna().all():
             return None, f"no {name} MI in our metrics (evaluation.refit_epochs = 0?)" if name == "refit" else \
@@ -284,7 +285,7 @@ def _fig3_claim(logs: pd.DataFrame | None, ds: str) -> Claim:
     statement = (f"{ds}: MI + MD tracks the mean KL: at the last training epoch |KL − (MI + MD)| ≤ {FIG3_REL_TOL:.0%} of KL "
                  "(§5.2, Fig. 3)")
     paper = paper_values(2)
-    row = paper[(paper["method"] == "vaeas") & (paper["alpha"] == 1.0) & (paper["beta"] == 1.0)].iloc[0]
+    row = paper[(paper["method"] == objectives.VAEAS.name) & (paper["alpha"] == 1.0) & (paper["beta"] == 1.0)].iloc[0]
     p_sum = row["mi"] + row["md"]
     p_rel = abs(row["kl_train"] - p_sum) / row["kl_train"]
     paper_text = (f"Figure 3 has no numbers; Table 2 (α=β=1): KL_train {row['kl_train']:.2f} vs MI + MD {p_sum:.2f} "

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import objectives
 from ..io import atomic_path
 from .tables import METRIC_LABELS, PAPER_N, _check_table, _num, _sweep, table_title
 
@@ -66,7 +67,7 @@ def combine_mc(mc_frames: Sequence[pd.DataFrame] | pd.DataFrame,
                 same = mine == row[col] if col in ("dataset", "run_id") else math.isclose(_num(mine), _num(row[col]))
                 if not same:
                     raise ValueError(f"combine_mc: mc frame has {col}={mine!r} but its metrics row has {row[col]!r}")
-        label = "VAE-AS" + (f", {count:,} labels" if count else "")
+        label = objectives.get(row.get("objective", objectives.DEFAULT)).label + (f", {count:,} labels" if count else "")
         if counts.count(count) > 1:
             label += f", α={_num(row.get('alpha')):g} β={_num(row.get('beta')):g} seed {row.get('seed')}"
         frame["model"] = label
@@ -216,7 +217,7 @@ def figure_reconstructions(entries, path: str | os.PathLike, n: int = 64, data_r
     items = list(entries.values()) if isinstance(entries, Mapping) else list(entries)
     if len(items) != 2:
         raise ValueError(f"figure_reconstructions: expected two models (small and large α), got {len(items)}")
-    loaded = sorted((_load_entry(e) for e in items), key=lambda mm: mm[1]["spec"].alpha)
+    loaded = sorted((_load_entry(e) for e in items), key=lambda mm: mm[1]["spec"].params["alpha"])
     (m_lo, meta_lo), (m_hi, meta_hi) = loaded
     if meta_lo["spec"].dataset != meta_hi["spec"].dataset:
         raise ValueError(f"figure_reconstructions: models of different data sets ({meta_lo['spec'].dataset}, {meta_hi['spec'].dataset})")
@@ -229,8 +230,8 @@ def figure_reconstructions(entries, path: str | os.PathLike, n: int = 64, data_r
     seed = meta_lo["cfg"].evaluation.binarize_seed
     test = eval_binarized(data.test_x, seed + 1)[:n]
     train = eval_binarized(data.train_x, seed)[:n]
-    a_lo, a_hi = meta_lo["spec"].alpha, meta_hi["spec"].alpha
-    b_lo, b_hi = meta_lo["spec"].beta, meta_hi["spec"].beta
+    a_lo, a_hi = meta_lo["spec"].params["alpha"], meta_hi["spec"].params["alpha"]
+    b_lo, b_hi = meta_lo["spec"].params["beta"], meta_hi["spec"].params["beta"]
     m_lo.eval(), m_hi.eval()
     panels = [
         (f"(a) α = {a_lo:g}: reconstruction, test", reconstruction_grid(m_lo, test, shape)),
@@ -281,7 +282,7 @@ def figure_table(df: pd.DataFrame, table: int, path: str | os.PathLike) -> None:
             return
         metrics = ("nll_test", "kl_test", "au", "mi", "md")
         units = {"au": "active units (count)"}
-        vae = df[df["method"] == "vae"]
+        vae = df[df["method"] == objectives.VAE.name]
         fig, axes = plt.subplots(2, len(metrics), figsize=(4.0 * len(metrics), 8))
         for row_i, (fixed, vary, sym) in enumerate((("alpha", "beta", "β"), ("beta", "alpha", "α"))):
             sub = _sweep(df, fixed, vary)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import objectives
 from ..io import atomic_path, write_text
 
 # ---------------------------------------------------------------------------------------------
@@ -130,29 +131,30 @@ def _num(value: Any) -> float:
     return out
 
 
+def _hyper_text(alpha: float, beta: float, symbols: tuple[str, str]) -> str:
+    """The hyper-parameters a configuration has (NaN: its objective has no such one)."""
+    return "".join(f" {sym}={v:g}" for sym, v in zip(symbols, (alpha, beta)) if math.isfinite(v))
+
+
 def _config_key(table: int, method: str, alpha: float, beta: float, layers: float) -> str:
     if table == 1:
         return f"L{int(layers)}"
-    if method == "vae":
-        return "vae"
-    return f"vaeas a={alpha:g} b={beta:g}"
+    return f"{method}{_hyper_text(alpha, beta, ('a', 'b'))}"
 
 
 def _config_label(table: int, method: str, alpha: float, beta: float, layers: float) -> str:
     if table == 1:
         return f"{int(layers)} decoder layer{'s' if int(layers) != 1 else ''}"
-    if method == "vae":
-        return "VAE"
-    return f"VAE-AS α={alpha:g} β={beta:g}"
+    return f"{objectives.get(method).label}{_hyper_text(alpha, beta, ('α', 'β'))}"
 
 
 def _normalise_row(table: int, row: Mapping) -> dict:
     method = row.get("objective", row.get("method"))
-    if method not in ("vae", "vaeas"):
-        raise ValueError(f"metrics row has objective {method!r}; expected 'vae' or 'vaeas'")
-    alpha, beta = round(_num(row.get("alpha")), 6), round(_num(row.get("beta")), 6)
-    if method == "vae":  # α and β do not enter the ELBO; the paper leaves them blank
-        alpha = beta = math.nan
+    if method not in objectives.REGISTRY:
+        raise ValueError(f"metrics row has objective {method!r}; expected one of {', '.join(objectives.names())}")
+    # A hyper-parameter the objective does not have is blank (NaN), as the paper leaves the VAE's.
+    has = objectives.get(method).param_names()
+    alpha, beta = (round(_num(row.get(k)), 6) if k in has else math.nan for k in ("alpha", "beta"))
     layers = _num(row.get("decoder_layers"))
     if table == 1 and not math.isfinite(layers):
         raise ValueError("Table 1 rows need 'decoder_layers'")
@@ -176,7 +178,7 @@ def build_table(table: int, rows: Sequence[Mapping]) -> pd.DataFrame:
     _check_table(table)
     norm = [_normalise_row(table, r) for r in rows]
     if table == 1:
-        norm = [r for r in norm if r["method"] == "vae"]
+        norm = [r for r in norm if r["method"] == objectives.VAE.name]
     ours = pd.DataFrame(norm, columns=["key", "method", "alpha", "beta", "decoder_layers", "seed", "dataset",
                                        "log_n", "label_count", *METRICS, *CHECKS])
     datasets = sorted({str(d) for d in ours["dataset"].dropna()})
@@ -307,9 +309,8 @@ def format_table(df: pd.DataFrame) -> str:
         keys = lambda r: [f"{int(r['decoder_layers'])}"]  # noqa: E731
     else:
         headers = ["Method", "α", "β", "Seeds"]
-        keys = lambda r: ["VAE" if r["method"] == "vae" else "VAE-AS",  # noqa: E731
-                          "—" if r["method"] == "vae" else f"{r['alpha']:g}",
-                          "—" if r["method"] == "vae" else f"{r['beta']:g}"]
+        keys = lambda r: [objectives.get(r["method"]).label,  # noqa: E731
+                          *("—" if not math.isfinite(_num(r[k])) else f"{r[k]:g}" for k in ("alpha", "beta"))]
     checks = [m for m in CHECKS if f"{m}_mean" in df.columns and df[f"{m}_mean"].notna().any()]
     headers += [METRIC_LABELS[m] for m in metrics] + [CHECK_LABELS[m] for m in checks]
     body = []
@@ -331,10 +332,10 @@ def metrics_json(df: pd.DataFrame) -> dict:
     for _, r in df[df["n_seeds"] > 0].iterrows():
         if table == 1:
             key = f"dec{int(r['decoder_layers'])}"
-        elif r["method"] == "vae":
-            key = "vae"
-        else:
-            key = f"a{r['alpha']:g}_b{r['beta']:g}".replace(".", "p")
+        else:    # as params.yaml names runs: a1_b0p5 (the default objective), vae, beta_vae_b0p2
+            hyper = "_".join(f"{k[0]}{_num(r[k]):g}" for k in ("alpha", "beta") if math.isfinite(_num(r[k])))
+            prefix = "" if r["method"] == objectives.DEFAULT and hyper else str(r["method"])
+            key = "_".join(p for p in (prefix, hyper) if p).replace(".", "p")
         out[key] = {m: round(float(r[f"{m}_mean"]), 4) for m in cols if math.isfinite(_num(r[f"{m}_mean"]))}
     return out
 
@@ -357,5 +358,5 @@ def write_table(df: pd.DataFrame, csv_path: str | os.PathLike, md_path: str | os
 
 
 def _sweep(df: pd.DataFrame, fixed: str, vary: str) -> pd.DataFrame:
-    sel = df[(df["method"] == "vaeas") & np.isclose(df[fixed].astype(float), 1.0)]
+    sel = df[(df["method"] == objectives.VAEAS.name) & np.isclose(df[fixed].astype(float), 1.0)]
     return sel.sort_values(vary)

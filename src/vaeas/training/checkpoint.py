@@ -2,18 +2,14 @@
 
 Every file carries the sha256 of its payload (torch.load checks no CRC, so a flipped bit in a
 weight would otherwise load silently); :func:`load_checkpoint` and :func:`load_model` refuse one
-that no longer matches. A checkpoint holds one run's model, Adam state, generator state and
-history; :func:`unstack_optimizer_state` / :func:`stack_optimizer_states` convert between one
-run's Adam state and that of K stacked runs, so the two are interchangeable.
+that no longer matches. A checkpoint holds one run's model, Adam state, generator state, history
+and the record of what decided it (:func:`run_record`), against which a resumed run is checked.
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
-import hashlib
 import io as _io
-import json
 from pathlib import Path
 
 import torch
@@ -23,20 +19,18 @@ from ..errors import VaeasError
 from ..io import atomic_path, payload_sha256
 from ..models import VAE
 from ..monitoring import MONITOR_COLUMNS
-from .objective import LOG_COLUMNS, RunSpec
+from ..objectives import LOG_COLUMNS
+from ..run import RunSpec
+from ..staleness import train_group, why_stale
 
 MODEL_FORMAT = "vaeas-model-v1"
 CHECKPOINT_FORMAT = "vaeas-checkpoint-v1"
 
 
-def run_fingerprint(cfg: Config, spec: RunSpec) -> str:
-    """Hash of everything that determines the trained numbers (not device or thread settings)."""
-    payload = {"spec": dataclasses.asdict(spec), "model": dataclasses.asdict(cfg.model),
-               "labels": dataclasses.asdict(cfg.labels),
-               "data": {"omniglot_source": cfg.data.omniglot_source, "train_size": cfg.data.train_size},
-               "training": {k: v for k, v in dataclasses.asdict(cfg.training).items()
-                            if k not in ("device", "threads", "checkpoint_every")}}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+def run_record(cfg: Config, spec: RunSpec) -> dict:
+    """What decided this run's numbers, as a checkpoint and a model file record it: the spec and
+    the train group of :mod:`vaeas.staleness` (not device, threads or checkpoint_every)."""
+    return {"spec": spec.to_dict(), "train": train_group(cfg, spec)}
 
 
 def save_atomic(obj, path: Path) -> None:
@@ -67,7 +61,9 @@ def _check_sha256(blob: dict, path: Path, what: str, remedy: str) -> None:
         raise VaeasError(f"{what} {path} does not match the sha256 recorded when it was saved (altered or damaged); {remedy}")
 
 
-def load_checkpoint(path: Path, fingerprint: str) -> dict | None:
+def load_checkpoint(path: Path, cfg: Config, spec: RunSpec) -> dict | None:
+    """The checkpoint at ``path`` when it belongs to this run (:func:`vaeas.staleness.why_stale`
+    on its record), None when there is none or it belongs to another configuration."""
     if not path.exists():
         return None
     try:
@@ -77,8 +73,11 @@ def load_checkpoint(path: Path, fingerprint: str) -> dict | None:
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise VaeasError(f"checkpoint {path} is not a vaeas checkpoint; delete it to start over")
     _check_sha256(ckpt, path, "checkpoint", "delete it to start over")
-    if ckpt.get("fingerprint") != fingerprint:
-        print(f"vaeas: checkpoint {path} belongs to another configuration; starting from scratch")
+    record = ckpt.get("record")
+    why = ("it was written by an earlier vaeas" if record is None else
+           why_stale(RunSpec.from_dict(record["spec"]), record["train"], spec, train_group(cfg, spec), cfg.labels.scheme))
+    if why:
+        print(f"vaeas: checkpoint {path} belongs to another configuration ({why}); starting from scratch")
         return None
     return ckpt
 
@@ -99,21 +98,6 @@ def write_log_csv(history: list[dict], path: Path) -> None:
                          f"(training resumes from its last checkpoint)") from None
 
 
-def unstack_optimizer_state(state: dict, k: int) -> dict:
-    """Run k's share of the stacked Adam's state: the state_dict a lone run's Adam would have
-    (StackedVAE orders its parameters as VAE does, so the parameter indices agree)."""
-    return {"state": {i: {name: v if name == "step" else v[k].clone() for name, v in st.items()}
-                      for i, st in state["state"].items()},
-            "param_groups": [dict(g) for g in state["param_groups"]]}
-
-
-def stack_optimizer_states(states: list[dict]) -> dict:
-    first = states[0]
-    return {"state": {i: {name: v if name == "step" else torch.stack([s["state"][i][name] for s in states])
-                          for name, v in st.items()} for i, st in first["state"].items()},
-            "param_groups": first["param_groups"]}
-
-
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[VAE, dict]:
     """Load a trained model file written by :func:`vaeas.training.train`; returns (model, metadata)."""
     path = Path(path)
@@ -130,4 +114,4 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[VA
     labels = blob["labels"]
     model = VAE(blob["data_dim"], cfg.model, **({} if labels is None else labels))
     model.load_state_dict(blob["model"])
-    return model.to(device).eval(), {**blob, "cfg": cfg, "spec": RunSpec(**blob["spec"])}
+    return model.to(device).eval(), {**blob, "cfg": cfg, "spec": RunSpec.from_dict(blob["spec"], where=f"{path}: spec.{{}}")}
