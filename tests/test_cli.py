@@ -57,7 +57,7 @@ def test_unknown_dataset_is_named(capsys, tmp_path):
 @pytest.mark.parametrize("argv,message", [
     (("--objective", "vaeas", "--param", "gamma=1"), "--gamma: not a hyper-parameter of objective 'vaeas' (its hyper-parameters: alpha, beta)"),
     (("--objective", "vaeas", "--param", "beta=-1"), "--beta must be a finite number >= 0, got -1"),
-    (("--objective", "elbo"), "--objective: unknown objective 'elbo' (choose from: vae, vaeas)"),
+    (("--objective", "elbo"), "--objective: unknown objective 'elbo' (choose from: vae, vaeas, beta_vae)"),
     (("--param", "beta"), "--param 'beta': expected KEY=VALUE, e.g. --param beta=0.5"),
 ])
 def test_bad_hyper_parameters_are_named_by_their_flag(capsys, tmp_path, argv, message):

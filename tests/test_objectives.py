@@ -1,15 +1,29 @@
-"""vaeas.objectives: the registry, what each objective declares, and the checks of their
-hyper-parameters (issue 17, items 1, 6)."""
+"""vaeas.objectives: the registry, what each objective declares, the checks of their
+hyper-parameters (issue 17, items 1, 6), and β-VAE (item 7).
+
+The algebra "What does VAE-AS add?" rests on is checked on real batches: with eq. 10's constant
+log N_eff, VAE-AS's regulariser α·MI + β·MD is β·KL + (α − β)·MI + β·(SC − H), so its loss is
+β-VAE's plus (α − β)·MI + β·(SC − H), on the same z.
+"""
 
 from __future__ import annotations
 
+import math
+
 import pytest
+import torch
 import yaml
 
 from vaeas import objectives
+from vaeas.config import LabelConfig, ModelConfig
 from vaeas.errors import VaeasError
 from vaeas.experiments import load_config, runs
+from vaeas.models import VAE, make_labels
 from vaeas.run import RunSpec
+from vaeas.training import loss_terms, train
+
+from test_training import digits_root, small_config  # noqa: F401  (the module's fixture)
+from tolerance import ops_bound
 
 
 def test_the_registry_names_every_module_and_each_declares_itself():
@@ -54,3 +68,61 @@ def test_a_run_is_one_params_yaml_entry_checked_against_its_objective(tmp_path):
         load_config(_grid(tmp_path, {"bad": {"objective": "elbo"}}))
     with pytest.raises(VaeasError, match=r"params.yaml: experiments.table2.runs.bad.alpha: -1.0 is less than the minimum of 0"):
         load_config(_grid(tmp_path, {"bad": {"alpha": -1.0}}))
+
+
+def test_a_beta_vae_run_is_one_params_yaml_entry(tmp_path):
+    cfg = load_config(_grid(tmp_path, {"bvae_b0p2": {"objective": "beta_vae", "beta": 0.2}}))
+    (run,) = runs(cfg)
+    assert (run.objective, run.params) == ("beta_vae", {"beta": 0.2})
+    assert not objectives.get("beta_vae").needs_classifier
+    with pytest.raises(VaeasError, match=r"params.yaml: unknown key 'experiments.table2.runs.bad.alpha' \(allowed here: beta, objective, set\)"):
+        load_config(_grid(tmp_path, {"bad": {"objective": "beta_vae", "alpha": 1.0}}))
+
+
+def _batch(classes=0, heads=1):
+    torch.manual_seed(0)
+    labels = make_labels(200, LabelConfig(md_constant="n_eff") if classes == 0 else
+                         LabelConfig(scheme="multihead" if heads > 1 else "shared", classes=classes, heads=heads, md_constant="n_eff"))
+    model = VAE(12, ModelConfig(latent_dim=4, hidden_units=16, encoder_layers=1, decoder_layers=1, classifier_layers=1),
+                classes=labels.classes, heads=labels.heads)
+    return model, torch.bernoulli(torch.rand(200, 12)), labels
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("beta", [0.0, 0.2, 1.0, 5.0])
+def test_beta_vae_loss_is_recon_plus_beta_kl(beta):
+    model, x, labels = _batch()
+    t = loss_terms(model, x, None, RunSpec("digits", "beta_vae", {"beta": beta}), None, torch.Generator().manual_seed(1))
+    # one float32 multiply and one add of the two terms
+    assert abs(float(t.loss - (t.recon + beta * t.kl))) <= ops_bound(torch.float32, t.loss, t.recon, beta * t.kl, safety=2)
+    assert all(math.isnan(float(getattr(t, k))) for k in ("mi", "md", "sc", "entropy"))
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.2), (1.0, 5.0), (0.5, 1.0), (3.0, 0.0)])
+@pytest.mark.parametrize("classes,heads", [(0, 1), (15, 1), (15, 2)])
+def test_vaeas_is_beta_vae_plus_alpha_minus_beta_mi_plus_beta_sc_minus_h(alpha, beta, classes, heads):
+    """α·MI + β·MD = β·KL + (α − β)·MI + β·(SC − H) with MI = log N_eff − H and MD = KL −
+    log N_eff + SC: the loss of VAE-AS(α, β) is β-VAE(β)'s plus those terms, on the same z (the
+    same generator draws the same ε). At α = 1 and SC ≈ H it is β-VAE plus (1 − β)·MI."""
+    model, x, labels = _batch(classes, heads)
+    vaeas = loss_terms(model, x, labels.labels, RunSpec("digits", "vaeas", {"alpha": alpha, "beta": beta}), labels,
+                       torch.Generator().manual_seed(1))
+    bvae = loss_terms(model, x, None, RunSpec("digits", "beta_vae", {"beta": beta}), None, torch.Generator().manual_seed(1))
+    assert torch.equal(vaeas.recon, bvae.recon) and torch.equal(vaeas.kl, bvae.kl)          # the same z
+    rhs = bvae.loss + (alpha - beta) * vaeas.mi + beta * (vaeas.sc - vaeas.entropy)
+    log_n = math.log(labels.effective_count)
+    tol = ops_bound(torch.float32, vaeas.loss, vaeas.recon, beta * vaeas.kl, alpha * vaeas.mi, beta * vaeas.sc,
+                    beta * vaeas.entropy, (alpha + beta) * log_n, safety=4)
+    assert abs(float(vaeas.loss - rhs)) <= tol
+
+
+def test_beta_vae_at_beta_one_trains_the_vae_bit_for_bit(digits_root, tmp_path):  # noqa: F811
+    """β = 1 is the ELBO exactly (1.0·KL rounds to KL), so the two train the same weights."""
+    cfg = small_config(digits_root, epochs=2)
+    a = train(cfg, RunSpec("digits", "vae", seed=3), tmp_path / "vae.pt", progress=False)
+    b = train(cfg, RunSpec("digits", "beta_vae", {"beta": 1.0}, seed=3), tmp_path / "bvae.pt", progress=False)
+    sa, sb = torch.load(a, weights_only=False)["model"], torch.load(b, weights_only=False)["model"]
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    c = train(cfg, RunSpec("digits", "beta_vae", {"beta": 0.2}, seed=3), tmp_path / "b02.pt", progress=False)
+    assert not torch.equal(torch.load(c, weights_only=False)["model"]["encoder.net.0.weight"], sa["encoder.net.0.weight"])
