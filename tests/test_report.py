@@ -133,6 +133,29 @@ def test_build_table_mean_sd_delta_and_missing_rows():
     assert df.config.tolist()[:3] == ["VAE", "VAE-AS α=1 β=1", "VAE-AS α=1 β=0.1"]
 
 
+def test_rows_are_named_by_their_run_and_the_paper_attaches_by_setting():
+    """Rows were keyed by (α, β) and the run name rebuilt from them: a run named otherwise got a
+    JSON key that was not its name, and two runs at the same α, β collided ("a seed appears
+    twice"). Now a row is its run: its name is the JSON key and the Run column; the paper's values
+    attach by setting, so an edited β keeps the run's name but not the paper's old numbers."""
+    from vaeas.report.tables import metrics_json
+
+    rows = [metrics_row(seed=0, run="a1_b1", nll_test=96.0), metrics_row(seed=0, run="a1_b1_long", nll_test=94.0),
+            metrics_row(beta=4.0, seed=0, run="a1_b5", nll_test=120.0), metrics_row("vae", seed=0, run="vae")]
+    df = R.build_table(2, rows)
+    twins = df[df.config == "VAE-AS α=1 β=1"]
+    assert twins.run.tolist() == ["a1_b1", "a1_b1_long"] and (twins.nll_test_paper == 96.32).all()
+    edited = df[df.run == "a1_b5"].iloc[0]
+    assert edited.beta == 4.0 and not edited.in_paper and math.isnan(edited.nll_test_paper)
+    assert df[(df.beta == 5.0) & (df.run == "")].iloc[0].nll_test_paper == 141.38       # the paper's β = 5, not run
+    keys = metrics_json(df)
+    assert sorted(keys) == ["a1_b1", "a1_b1_long", "a1_b5", "vae"] and keys["a1_b5"]["nll_test"] == 120.0
+    table = R.format_table(df)
+    assert "| a1_b1_long " in table and "| a1_b5 " in table
+    # a row without a run name (written by hand) is named as params.yaml names runs
+    assert sorted(metrics_json(R.build_table(2, [metrics_row(alpha=0.5, beta=2.0)]))) == ["a0p5_b2"]
+
+
 def test_build_table_1_groups_by_depth_and_keeps_vae_only():
     rows = [metrics_row("vae", layers=1, seed=0, au=20), metrics_row("vae", layers=1, seed=1, au=22),
             metrics_row("vae", layers=6, au=3), metrics_row("vaeas", layers=1, au=40)]

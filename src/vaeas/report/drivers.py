@@ -51,9 +51,16 @@ def banner(cfg: Config) -> str:
 
 
 def _metrics_rows(cfg: Config, experiment: str) -> list[dict]:
-    paths = [metrics_path(run, cfg, s) for run in exps.runs(cfg, experiment) for s in exps.seeds(cfg)]
+    """The metrics rows of an experiment's runs, each named by its run of the grid (``run``,
+    ``grid_run_id``): a run that shares another's model (``same_as``) reads that run's file, whose
+    own ``run_id`` names the run that trained it."""
+    pairs = [(run, s) for run in exps.runs(cfg, experiment) for s in exps.seeds(cfg)]
+    paths = [metrics_path(run, cfg, s) for run, s in pairs]
     _require(paths)
-    return read_metrics(paths)
+    rows = read_metrics(paths)
+    for row, (run, seed) in zip(rows, pairs):
+        row.update(run=run.name, grid_run_id=f"{run.id}.seed{seed}")
+    return rows
 
 
 def _require(paths: list[str]) -> None:

@@ -162,8 +162,20 @@ def _normalise_row(table: int, row: Mapping) -> dict:
            "seed": row.get("seed"), "dataset": row.get("dataset"),
            "log_n": _num(row.get("log_n")), "label_count": _num(row.get("label_count"))}
     out.update({m: _num(row.get(m)) for m in (*METRICS, *CHECKS)})
-    out["key"] = _config_key(table, method, alpha, beta, layers)
+    out["setting"] = _config_key(table, method, alpha, beta, layers)
+    # Rows are named by their run of params.yaml (the driver adds it); a row without one (written
+    # by hand) gets the name params.yaml's convention gives its setting.
+    out["key"] = str(row["run"]) if row.get("run") else _run_name(table, method, alpha, beta, layers)
     return out
+
+
+def _run_name(table: int, method: str, alpha: float, beta: float, layers: float) -> str:
+    """params.yaml's names: dec3 (Table 1), vae, a1_b0p5 (the default objective), beta_vae_b0p2."""
+    if table == 1:
+        return f"dec{int(layers)}"
+    hyper = "_".join(f"{k}{v:g}" for k, v in (("a", alpha), ("b", beta)) if math.isfinite(v))
+    prefix = "" if method == objectives.DEFAULT and hyper else str(method)
+    return "_".join(p for p in (prefix, hyper) if p).replace(".", "p")
 
 
 def build_table(table: int, rows: Sequence[Mapping]) -> pd.DataFrame:
@@ -179,7 +191,7 @@ def build_table(table: int, rows: Sequence[Mapping]) -> pd.DataFrame:
     norm = [_normalise_row(table, r) for r in rows]
     if table == 1:
         norm = [r for r in norm if r["method"] == objectives.VAE.name]
-    ours = pd.DataFrame(norm, columns=["key", "method", "alpha", "beta", "decoder_layers", "seed", "dataset",
+    ours = pd.DataFrame(norm, columns=["key", "setting", "method", "alpha", "beta", "decoder_layers", "seed", "dataset",
                                        "log_n", "label_count", *METRICS, *CHECKS])
     datasets = sorted({str(d) for d in ours["dataset"].dropna()})
     if len(datasets) > 1:
@@ -195,8 +207,10 @@ def build_table(table: int, rows: Sequence[Mapping]) -> pd.DataFrame:
         if table != 1 and group["decoder_layers"].nunique(dropna=True) > 1:
             raise ValueError(f"Table {table}, configuration {key}: runs differ in decoder_layers "
                              f"({sorted(group['decoder_layers'].dropna().unique())})")
+        if group["setting"].nunique() > 1:
+            raise ValueError(f"Table {table}, run {key}: its seeds have different settings ({', '.join(group['setting'].unique())})")
         first = group.iloc[0]
-        rec = {"key": key, "method": first["method"], "alpha": first["alpha"], "beta": first["beta"],
+        rec = {"key": key, "setting": first["setting"], "method": first["method"], "alpha": first["alpha"], "beta": first["beta"],
                "decoder_layers": first["decoder_layers"], "n_seeds": len(group),
                "log_n": group["log_n"].mean(), "label_count": group["label_count"].mean()}
         for m in (*metrics, *checks):
@@ -204,17 +218,20 @@ def build_table(table: int, rows: Sequence[Mapping]) -> pd.DataFrame:
             rec[f"{m}_mean"] = values.mean() if len(values) else math.nan
             rec[f"{m}_sd"] = values.std(ddof=1) if len(values) > 1 else math.nan
         agg_rows.append(rec)
-    agg = pd.DataFrame(agg_rows, columns=["key", "method", "alpha", "beta", "decoder_layers", "n_seeds",
+    agg = pd.DataFrame(agg_rows, columns=["key", "setting", "method", "alpha", "beta", "decoder_layers", "n_seeds",
                                           "log_n", "label_count",
                                           *[f"{m}_{s}" for m in (*metrics, *checks) for s in ("mean", "sd")]])
 
+    # The paper's values attach by setting (objective, α, β; decoder depth in Table 1), not by run
+    # name: a run keeps its name when its β is edited, and must not then be compared with the
+    # paper's row of the old β (docs/decisions.md D35). Rows are named by run.
     paper = paper_values(table)
-    paper["key"] = [_config_key(table, r.method, r.alpha, r.beta, r.decoder_layers) for r in paper.itertuples()]
+    paper["setting"] = [_config_key(table, r.method, r.alpha, r.beta, r.decoder_layers) for r in paper.itertuples()]
     paper = paper.rename(columns={m: f"{m}_paper" for m in METRICS})[
-        ["key", "method", "alpha", "beta", "decoder_layers", *[f"{m}_paper" for m in metrics]]]
+        ["setting", "method", "alpha", "beta", "decoder_layers", *[f"{m}_paper" for m in metrics]]]
     paper["_order"] = np.arange(len(paper))
 
-    merged = paper.merge(agg, on="key", how="outer", suffixes=("", "_ours"))
+    merged = paper.merge(agg, on="setting", how="outer", suffixes=("", "_ours"))
     for col in ("method", "alpha", "beta", "decoder_layers"):
         merged[col] = merged[col].where(merged["_order"].notna(), merged[f"{col}_ours"])
         if table != 1 and col == "decoder_layers":  # the paper's Tables 2/3 do not list it; ours does
@@ -223,14 +240,15 @@ def build_table(table: int, rows: Sequence[Mapping]) -> pd.DataFrame:
     merged["n_seeds"] = merged["n_seeds"].fillna(0).astype(int)
     extra_order = merged[["method", "alpha", "beta", "decoder_layers"]].apply(
         lambda r: (str(r["method"]), _sort_num(r["decoder_layers"]), _sort_num(r["alpha"]), _sort_num(r["beta"])), axis=1)
-    merged["_extra"] = extra_order
-    merged = pd.concat([merged[merged["in_paper"]].sort_values("_order"),
+    merged["_extra"] = [(*e, str(k)) for e, k in zip(extra_order, merged["key"])]
+    merged = pd.concat([merged[merged["in_paper"]].sort_values(["_order", "key"]),
                         merged[~merged["in_paper"]].sort_values("_extra")], ignore_index=True)
+    merged["run"] = merged["key"].fillna("")
     for m in metrics:
         merged[f"{m}_delta"] = merged[f"{m}_mean"] - merged[f"{m}_paper"]
     merged["config"] = [_config_label(table, r.method, r.alpha, r.beta, r.decoder_layers) for r in merged.itertuples()]
     keys = ["decoder_layers"] if table == 1 else ["method", "alpha", "beta", "decoder_layers"]
-    cols = ["config", *keys, "n_seeds", "in_paper", "log_n", "label_count",
+    cols = ["run", "config", *keys, "n_seeds", "in_paper", "log_n", "label_count",
             *[f"{m}_{s}" for m in metrics for s in ("mean", "sd", "paper", "delta")],
             *[f"{m}_{s}" for m in checks for s in ("mean", "sd")]]
     sizes = sorted({int(round(math.exp(v))) for v in ours["log_n"].dropna()})
@@ -318,26 +336,18 @@ def format_table(df: pd.DataFrame) -> str:
         cells = [format_cell(r[f"{m}_mean"], r[f"{m}_sd"], r[f"{m}_paper"], r.get(f"{m}_delta", math.nan), m)
                  for m in metrics]
         cells += [format_cell(r[f"{m}_mean"], r[f"{m}_sd"], math.nan, math.nan, m) for m in checks]
-        body.append([*keys(r), str(int(r["n_seeds"])), *cells])
-    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+        run = r.get("run", "")
+        body.append([run if isinstance(run, str) and run else "—", *keys(r), str(int(r["n_seeds"])), *cells])
+    return tabulate(body, headers=["Run", *headers], tablefmt="github", disable_numparse=True)
 
 
 def metrics_json(df: pd.DataFrame) -> dict:
-    """Our means of a :func:`build_table` frame as DVC metrics: ``{config: {metric: mean}}``, the
-    configurations named as the runs of params.yaml (``vae``, ``a1_b0p5``; ``dec3`` in Table 1),
-    so that ``dvc metrics diff`` after an edit of one β shows exactly that configuration's numbers."""
-    table = _table_of(df)
+    """Our means of a :func:`build_table` frame as DVC metrics: ``{run: {metric: mean}}``, keyed
+    by the runs' names in params.yaml (``vae``, ``a1_b0p5``; ``dec3`` in Table 1), so that
+    ``dvc metrics diff`` after an edit of one β shows that run's numbers changing under its name."""
     cols = [c[:-5] for c in df.columns if c.endswith("_mean")]
-    out: dict = {}
-    for _, r in df[df["n_seeds"] > 0].iterrows():
-        if table == 1:
-            key = f"dec{int(r['decoder_layers'])}"
-        else:    # as params.yaml names runs: a1_b0p5 (the default objective), vae, beta_vae_b0p2
-            hyper = "_".join(f"{k[0]}{_num(r[k]):g}" for k in ("alpha", "beta") if math.isfinite(_num(r[k])))
-            prefix = "" if r["method"] == objectives.DEFAULT and hyper else str(r["method"])
-            key = "_".join(p for p in (prefix, hyper) if p).replace(".", "p")
-        out[key] = {m: round(float(r[f"{m}_mean"]), 4) for m in cols if math.isfinite(_num(r[f"{m}_mean"]))}
-    return out
+    return {str(r["run"]): {m: round(float(r[f"{m}_mean"]), 4) for m in cols if math.isfinite(_num(r[f"{m}_mean"]))}
+            for _, r in df[df["n_seeds"] > 0].iterrows()}
 
 
 def write_table(df: pd.DataFrame, csv_path: str | os.PathLike, md_path: str | os.PathLike,
