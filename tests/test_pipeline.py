@@ -168,7 +168,7 @@ def test_snakemake_and_dvc_build_identical_results_and_rerun_only_an_edited_run(
     assert "pipeline, profile <tt class=\\\"docutils literal\\\">t</tt>" in html
     assert "Table 2 as a plot." in html and html.count("REPORT.md") >= 2
     first = _ran_stages(sh([str(BIN / "dvc"), "repro"], dvcp))
-    assert len(first) == 11
+    assert len(first) == 12
     sh([*git, "add", "-A"], dvcp)
     sh([*git, "commit", "-q", "-m", "first"], dvcp)
     # DVC's own views show real numbers: every run's metrics, the tables' means, the training curves.
@@ -205,7 +205,7 @@ def test_snakemake_and_dvc_build_identical_results_and_rerun_only_an_edited_run(
         text = (proj / "params.yaml").read_text()
         (proj / "params.yaml").write_text(text.replace("beta: 5.0", "beta: 4.0"))
     second = _ran_stages(sh([str(BIN / "dvc"), "repro"], dvcp))
-    assert second == {"train@table2-a1_b5-s0", "evaluate@table2-a1_b5-s0", "table2", "figure-table2", "claims", "report"}
+    assert second == {"train@table2-a1_b5-s0", "evaluate@table2-a1_b5-s0", "seeds-table2", "table2", "figure-table2", "claims", "report"}
     # dvc metrics diff: the edited run's numbers changed, no other run's
     diff = json.loads(sh([str(BIN / "dvc"), "metrics", "diff", "--json"], dvcp))
     assert "runs/t/table2/a1_b5/seed0/metrics.json" in diff and "runs/t/table2/a1_b1/seed0/metrics.json" not in diff
@@ -237,8 +237,8 @@ def test_snakemake_and_dvc_build_identical_results_and_rerun_only_an_edited_run(
     assert rows[0]["runs/t/table2/a1_b5/seed0/config.json:train.training.epochs"] == "2" and "runs/t/table2/a1_b5/seed0/metrics.json:nll_test" in rows[0]
     dry = sh([str(BIN / "snakemake"), "-n"], snake)
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.split("Job stats:")[1], flags=re.M))
-    assert jobs == {"train": "1", "evaluate": "1", "table": "1", "figure": "1", "claims": "1", "report": "1",
-                    "all": "1", "total": "7"}
+    assert jobs == {"train": "1", "evaluate": "1", "seeds": "1", "table": "1", "figure": "1", "claims": "1", "report": "1",
+                    "all": "1", "total": "8"}
 
     # A directory remote: push from this project; a fresh clone pulls the models (and the run
     # configurations, which git does not hold) and has nothing to do.

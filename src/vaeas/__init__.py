@@ -40,3 +40,17 @@ def gpu_driver_present() -> bool:
     import os
 
     return any(os.path.exists(p) for p in GPU_DRIVER_PATHS)
+
+
+def cpu_model() -> str:
+    """The CPU's model name as lscpu prints it (/proc/cpuinfo's "model name")."""
+    import platform
+    from pathlib import Path
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

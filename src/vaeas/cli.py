@@ -168,6 +168,12 @@ def cmd_mc_estimate(args) -> None:
     print(frame.groupby("size")[["mi", "md"]].agg(["mean", "std"]).to_string())
 
 
+def cmd_seeds(args) -> None:
+    from .report.drivers import make_seeds
+
+    make_seeds(_config(args), args.experiment)
+
+
 def cmd_table(args) -> None:
     from .report.drivers import make_table
 
@@ -296,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("mc-estimate", help="Monte Carlo MI and MD for each S of evaluation.mc_sizes -> CSV")
     _add_model_args(p)
     p.set_defaults(func=cmd_mc_estimate)
+
+    p = sub.add_parser("seeds", help="an experiment's per-seed results, every metric and its provenance -> results/<profile>/seeds/EXPERIMENT.csv")
+    p.add_argument("experiment", help="table1, table2, table3 or fig2")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_seeds)
 
     p = sub.add_parser("table", help="Table 1, 2 or 3: ours beside the paper's -> CSV + Markdown")
     p.add_argument("table", type=int, choices=(1, 2, 3))

@@ -57,7 +57,26 @@ def keep(config: str | os.PathLike, out: str | os.PathLike) -> None:
         os.link(out, kept)
     except OSError:
         shutil.copyfile(out, kept)
-    write_text(f"{out}{RECORD}", record(config))
+    content = json.loads(record(config))
+    content["trained_on"] = trained_on()           # provenance for results/<profile>/seeds/, never compared
+    write_text(f"{out}{RECORD}", json.dumps(content, sort_keys=True))
+
+
+def trained_on() -> dict:
+    """The machine a model was just trained on: CPU model, torch version, torch's thread count."""
+    import torch
+
+    from . import cpu_model
+
+    return {"cpu": cpu_model(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def kept_record(model: str | os.PathLike) -> dict:
+    """The record kept beside a finished model ({} when there is none or it is unreadable)."""
+    try:
+        return json.loads(Path(f"{model}{RECORD}").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
 
 
 def restore(config: str | os.PathLike, out: str | os.PathLike) -> bool:

@@ -47,6 +47,15 @@ def raw_marker(cfg: Config, dataset: str) -> str:
     return str(data_paths.raw_dir(dataset, cfg.data))
 
 
+def seeds_path(cfg: Config, experiment: str) -> str:
+    """The per-seed results of an experiment (vaeas.report.seeds), what its table is computed from."""
+    return f"{results_dir(cfg)}/seeds/{experiment}.csv"
+
+
+def experiments_with_runs(cfg: Config) -> list[str]:
+    return [e for e in exps.EXPERIMENTS if exps.runs(cfg, e)]
+
+
 def table_paths(cfg: Config, table: int) -> tuple[str, str, str]:
     """CSV (the full frame), Markdown (captioned) and JSON (the means, DVC's metrics) of a table."""
     base = f"{results_dir(cfg)}/tables/table{table}"
@@ -158,6 +167,9 @@ def stages(cfg: Config, raw: dict | None = None) -> list[Stage]:
                 mc = mc_path(run, cfg, seed)
                 out.append(Stage(f"mc@{tag}", f"vaeas mc-estimate --config {conf} --model {model} --out {mc} --quiet",
                                  [model, data, *CODE["evaluate"]], [mc], [{conf: list(contract.EVALUATE_KEYS)}]))
+    for experiment in experiments_with_runs(cfg):
+        out.append(Stage(f"seeds-{experiment}", f"vaeas seeds {experiment} {p}", seeds_inputs(cfg, experiment) + CODE["report"],
+                         [seeds_path(cfg, experiment)]))
     for n in tables(cfg):
         out.append(Stage(f"table{n}", f"vaeas table {n} {p}", table_inputs(cfg, n) + CODE["report"],
                          list(table_paths(cfg, n)), metrics=[table_paths(cfg, n)[2]]))
@@ -169,9 +181,16 @@ def stages(cfg: Config, raw: dict | None = None) -> list[Stage]:
     return out
 
 
+def seeds_inputs(cfg: Config, experiment: str) -> list[str]:
+    """The metrics.json, then the model.log.csv, of every run and seed of ``experiment``, in
+    grid order (what ``vaeas seeds`` reads; a run sharing another's model reads that one's)."""
+    pairs = [(run, s) for run in exps.runs(cfg, experiment) for s in exps.seeds(cfg)]
+    return [metrics_path(run, cfg, s) for run, s in pairs] + [log_path(run, cfg, s) for run, s in pairs]
+
+
 def table_inputs(cfg: Config, table: int) -> list[str]:
-    """The metrics.json of every run and seed of the table's experiment."""
-    return sorted(metrics_path(run, cfg, s) for run in exps.runs(cfg, TABLES[table]) for s in exps.seeds(cfg))
+    """The per-seed results of the table's experiment."""
+    return [seeds_path(cfg, TABLES[table])]
 
 
 def fig2_runs(cfg: Config) -> list[tuple[exps.Run, int]]:
@@ -201,6 +220,7 @@ def claims_inputs(cfg: Config) -> list[str]:
 
 def report_inputs(cfg: Config) -> list[str]:
     files = [f for n in tables(cfg) for f in table_paths(cfg, n)]
+    files += [seeds_path(cfg, e) for e in experiments_with_runs(cfg)]
     files += [figure_path(cfg, name) for name in figures(cfg)]
     files.append(f"{results_dir(cfg)}/claims.md")
     trained = exps.distinct(exps.runs(cfg))

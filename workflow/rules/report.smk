@@ -1,6 +1,17 @@
-# tables -> figures -> claims -> report. Inputs come from vaeas.pipeline, the same functions
-# that generate dvc.yaml, so both DAGs read and write the same files.
+# per-seed results -> tables -> figures -> claims -> report. Inputs come from vaeas.pipeline, the
+# same functions that generate dvc.yaml, so both DAGs read and write the same files.
 RES = PIPE.results_dir(CFG)
+
+
+rule seeds:
+    input:
+        lambda wc: PIPE.seeds_inputs(CFG, wc.experiment),
+    output:
+        f"{RES}/seeds/{{experiment}}.csv",
+    params:
+        code=CODE["report"],
+    shell:
+        "vaeas seeds {wildcards.experiment} --profile {PROFILE}"
 
 
 rule table:

@@ -1,9 +1,10 @@
 """Reporting: the paper's Tables 1–3 beside ours, Figures 2–5, machine-checked claims, REPORT.md.
 
-One module per product: :mod:`~vaeas.report.tables`, :mod:`~vaeas.report.figures`,
+One module per product: :mod:`~vaeas.report.seeds` (per-seed results, what the tables are
+computed from), :mod:`~vaeas.report.tables`, :mod:`~vaeas.report.figures`,
 :mod:`~vaeas.report.claims`, :mod:`~vaeas.report.provenance` (provenance and REPORT.md), and
-:mod:`~vaeas.report.drivers`, what ``vaeas table|figure|claims|report`` run. Every public name
-is re-exported here.
+:mod:`~vaeas.report.drivers`, what ``vaeas seeds|table|figure|claims|report`` run. Every public
+name of the others is re-exported here.
 
 Inputs are the files the other stages write: one flat ``metrics.json`` per trained model
 (:func:`vaeas.evaluation.evaluate`), one ``mc.csv`` per Figure-2 model
@@ -13,9 +14,10 @@ are transcribed once, in ``vaeas/reference/paper_tables.csv`` (:func:`paper_valu
 
 Tables
 ------
-:func:`build_table` groups our metrics rows by configuration (Table 1: decoder depth; Tables 2/3:
-method, α, β, in the paper's row order), aggregates over seeds and puts the paper's value and the
-difference beside each column. The frame is flat: key columns, ``config`` (a display label),
+:func:`build_table` groups our metrics rows by run (named as params.yaml names it; ordered as
+the paper's rows of the same setting, then ours), aggregates over seeds and puts the paper's
+value of the run's setting and the difference beside each column. The frame is flat: ``run``,
+key columns, ``config`` (a display label),
 ``n_seeds``, ``in_paper``, and for every metric ``m``: ``m_mean``, ``m_sd`` (sample sd, ddof = 1;
 NaN with one seed), ``m_paper`` and ``m_delta`` (= ours mean − paper). Configurations only we
 ran, and paper rows we did not run, are kept (NaN where missing), never dropped.

@@ -21,8 +21,11 @@ from ..pipeline import (
     log_path,
     mc_path,
     metrics_path,
+    experiments_with_runs,
     report_inputs,
     results_dir,
+    seeds_inputs,
+    seeds_path,
     table_paths,
     tables,
 )
@@ -31,6 +34,7 @@ from .claims import check_claims, write_claims
 from .figures import combine_mc, figure_kl_decomposition, figure_mc_vs_softmax, figure_reconstructions, figure_table
 from .provenance import Section, collect_stage_times, provenance, read_metrics, write_report
 from .scope import Scale, scope_banner
+from .seeds import read_seed_rows, seed_rows, write_seed_rows
 from .tables import build_table, write_table
 
 
@@ -50,17 +54,23 @@ def banner(cfg: Config) -> str:
     return scope_banner(cfg.profile, scales)
 
 
+def make_seeds(cfg: Config, experiment: str) -> None:
+    """``vaeas seeds EXPERIMENT``: the experiment's per-seed results file (vaeas.report.seeds)."""
+    if experiment not in exps.EXPERIMENTS or not exps.runs(cfg, experiment):
+        known = ", ".join(experiments_with_runs(cfg)) or "none"
+        raise VaeasError(f"no runs of experiment '{experiment}' in profile '{cfg.profile}' (experiments with runs: {known})")
+    inputs = seeds_inputs(cfg, experiment)
+    _require(inputs)
+    half = len(inputs) // 2
+    write_seed_rows(seed_rows(cfg, experiment, inputs[:half], inputs[half:]), seeds_path(cfg, experiment))
+
+
 def _metrics_rows(cfg: Config, experiment: str) -> list[dict]:
-    """The metrics rows of an experiment's runs, each named by its run of the grid (``run``,
-    ``grid_run_id``): a run that shares another's model (``same_as``) reads that run's file, whose
-    own ``run_id`` names the run that trained it."""
-    pairs = [(run, s) for run in exps.runs(cfg, experiment) for s in exps.seeds(cfg)]
-    paths = [metrics_path(run, cfg, s) for run, s in pairs]
-    _require(paths)
-    rows = read_metrics(paths)
-    for row, (run, seed) in zip(rows, pairs):
-        row.update(run=run.name, grid_run_id=f"{run.id}.seed{seed}")
-    return rows
+    """The per-seed rows of an experiment's runs (results/<profile>/seeds/<experiment>.csv), each
+    named by its run of the grid (``run``)."""
+    path = seeds_path(cfg, experiment)
+    _require([path])
+    return read_seed_rows(path)
 
 
 def _require(paths: list[str]) -> None:

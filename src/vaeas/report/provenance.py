@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import gpu_driver_present, package_versions
+from .. import cpu_model, gpu_driver_present, package_versions
 from ..io import sha256_file, write_text
 from .tables import _num
 
@@ -52,16 +52,6 @@ def _git(args: list[str], cwd: Path) -> str | None:
     return res.stdout.strip() if res.returncode == 0 else None
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def provenance(params_path: str | os.PathLike, stage_times: Mapping[str, float], profile: str | None = None) -> dict:
     """What produced the report: git commit and dirty flag (of the repository holding
     ``params_path``), sha256 of params.yaml, the profile (``profile`` or the file's ``profile``
@@ -97,7 +87,7 @@ def provenance(params_path: str | os.PathLike, stage_times: Mapping[str, float],
         "profile": profile,
         "python": platform.python_version(),
         "packages": packages,
-        "device": {"cpu": _cpu_model(), "cuda": cuda, "note": "the machine that wrote the report"},
+        "device": {"cpu": cpu_model(), "cuda": cuda, "note": "the machine that wrote the report"},
         "stage_times_s": {k: round(float(v), 3) for k, v in stage_times.items()},
     }
 
