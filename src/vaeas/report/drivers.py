@@ -167,5 +167,23 @@ def make_report(cfg: Config, params_path: str) -> None:
     for name in figures(cfg):
         if name in names:
             sections.append(Section(names[name], files=[figure_path(cfg, name)]))
+    sections.append(Section("Per-seed results", body=_seeds_summary(cfg)))
     prov = provenance(params_path, collect_stage_times(rows, logs), profile=cfg.profile)
     write_report(f"{res}/REPORT.md", sections, prov, banner(cfg))
+
+
+def _seeds_summary(cfg: Config) -> str:
+    """Where the per-seed rows are, and which machines and training code made the models."""
+    from tabulate import tabulate
+
+    frames = [pd.read_csv(seeds_path(cfg, e), dtype={"cpu": str, "train_code": str}) for e in experiments_with_runs(cfg)]
+    every = pd.concat(frames, ignore_index=True)
+    files = ", ".join(f"`seeds/{e}.csv`" for e in experiments_with_runs(cfg))
+    made = (every.fillna({"cpu": "(not recorded)", "train_code": "(not recorded)", "torch": "", "threads": ""})
+            .groupby(["cpu", "torch", "threads", "train_code"], dropna=False).size().reset_index(name="rows"))
+    table = tabulate(made.values.tolist(), headers=["trained on (CPU)", "torch", "threads", "training code", "rows"],
+                     tablefmt="github", disable_numparse=True)
+    return (f"Every table above is computed from the per-seed files {files} ({len(every)} rows: one per run "
+            f"and seed, every metric, the configuration and training-code digests, and the machine). "
+            f"Models made by another route than `vaeas train --config` (by hand, `dvc pull`) have no record "
+            f"of their machine.\n\n{table}")

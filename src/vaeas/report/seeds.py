@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import contract
+from .. import contract, objectives
 from .. import experiments as exps
 from ..config import Config
 from ..finished import kept_record
@@ -57,8 +57,10 @@ def seed_rows(cfg: Config, experiment: str, metrics_paths: list[str], log_paths:
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    rest = [c for c in frame.columns if c not in (*FIRST, *PROVENANCE)]
-    return frame[[*FIRST, *rest, *PROVENANCE]]
+    hyper = [c for o in objectives.REGISTRY.values() for c in o.param_names() if c in frame.columns]
+    hyper = list(dict.fromkeys(hyper))                                  # alpha, beta, ... once each
+    rest = [c for c in frame.columns if c not in (*FIRST, *hyper, *PROVENANCE)]
+    return frame[[*FIRST, *hyper, *rest, *PROVENANCE]]
 
 
 def _config_digest(path: Path) -> str:
