@@ -156,6 +156,31 @@ def test_rows_are_named_by_their_run_and_the_paper_attaches_by_setting():
     assert sorted(metrics_json(R.build_table(2, [metrics_row(alpha=0.5, beta=2.0)]))) == ["a0p5_b2"]
 
 
+def test_an_objective_with_its_own_hyper_parameter_needs_nothing_of_the_tables(monkeypatch):
+    """A new objective's hyper-parameters reach the table's labels, settings and checks from its
+    declaration alone (here a stand-in with λ, registered as objectives/<name>.py would be)."""
+    from dataclasses import dataclass
+
+    from vaeas import objectives
+
+    @dataclass(frozen=True)
+    class Params:
+        lam: float = 0.0
+
+    fake = objectives.Objective(name="floor", label="KL floor", summary="test", params=Params, loss=lambda *a: None)
+    monkeypatch.setitem(objectives.REGISTRY, "floor", fake)
+    rows = [metrics_row("floor", seed=0, run="f1", lam=0.5), metrics_row("floor", seed=1, run="f1", lam=0.5),
+            metrics_row("floor", seed=0, run="f2", lam=2.0)]
+    df = R.build_table(2, rows)
+    ours = df[df.n_seeds > 0]
+    assert ours.config.tolist() == ["KL floor λ=0.5", "KL floor λ=2"] and ours.run.tolist() == ["f1", "f2"]
+    assert ours.alpha.isna().all() and ours.beta.isna().all() and not ours.in_paper.any()
+    f2 = next(line for line in R.format_table(df).splitlines() if line.startswith("| f2 "))
+    assert [c.strip() for c in f2.split("|")[1:5]] == ["f2", "KL floor λ=2", "—", "—"]
+    with pytest.raises(ValueError, match=r"run f1: its seeds have different settings \(floor lam=0.5, floor lam=1\)"):
+        R.build_table(2, [metrics_row("floor", seed=0, run="f1", lam=0.5), metrics_row("floor", seed=1, run="f1", lam=1.0)])
+
+
 def test_build_table_1_groups_by_depth_and_keeps_vae_only():
     rows = [metrics_row("vae", layers=1, seed=0, au=20), metrics_row("vae", layers=1, seed=1, au=22),
             metrics_row("vae", layers=6, au=3), metrics_row("vaeas", layers=1, au=40)]

@@ -131,21 +131,30 @@ def _num(value: Any) -> float:
     return out
 
 
-def _hyper_text(alpha: float, beta: float, symbols: tuple[str, str]) -> str:
-    """The hyper-parameters a configuration has (NaN: its objective has no such one)."""
-    return "".join(f" {sym}={v:g}" for sym, v in zip(symbols, (alpha, beta)) if math.isfinite(v))
+def _hyper(method: str, row: Mapping) -> dict[str, float]:
+    """The hyper-parameters of ``method`` in ``row`` (as its objective declares them, in that
+    order); a missing one is NaN. The paper's rows carry α and β only."""
+    names = objectives.get(method).param_names() if method in objectives.REGISTRY else ("alpha", "beta")
+    return {k: round(_num(row.get(k)), 6) for k in names}
 
 
-def _config_key(table: int, method: str, alpha: float, beta: float, layers: float) -> str:
+def _hyper_text(hyper: Mapping[str, float]) -> str:
+    """`` alpha=1 beta=0.5``: the hyper-parameters a configuration has (NaN ones left out)."""
+    return "".join(f" {k}={v:g}" for k, v in hyper.items() if math.isfinite(v))
+
+
+def _config_key(table: int, method: str, hyper: Mapping[str, float], layers: float) -> str:
+    """The setting a row is (what the paper's values attach by): objective and hyper-parameters;
+    Table 1: decoder depth."""
     if table == 1:
         return f"L{int(layers)}"
-    return f"{method}{_hyper_text(alpha, beta, ('a', 'b'))}"
+    return f"{method}{_hyper_text(hyper)}"
 
 
-def _config_label(table: int, method: str, alpha: float, beta: float, layers: float) -> str:
+def _config_label(table: int, method: str, hyper: Mapping[str, float], layers: float) -> str:
     if table == 1:
         return f"{int(layers)} decoder layer{'s' if int(layers) != 1 else ''}"
-    return f"{objectives.get(method).label}{_hyper_text(alpha, beta, ('α', 'β'))}"
+    return objectives.get(method).describe({k: v for k, v in hyper.items() if math.isfinite(v)})
 
 
 def _normalise_row(table: int, row: Mapping) -> dict:
@@ -153,8 +162,8 @@ def _normalise_row(table: int, row: Mapping) -> dict:
     if method not in objectives.REGISTRY:
         raise ValueError(f"metrics row has objective {method!r}; expected one of {', '.join(objectives.names())}")
     # A hyper-parameter the objective does not have is blank (NaN), as the paper leaves the VAE's.
-    has = objectives.get(method).param_names()
-    alpha, beta = (round(_num(row.get(k)), 6) if k in has else math.nan for k in ("alpha", "beta"))
+    hyper = _hyper(method, row)
+    alpha, beta = hyper.get("alpha", math.nan), hyper.get("beta", math.nan)
     layers = _num(row.get("decoder_layers"))
     if table == 1 and not math.isfinite(layers):
         raise ValueError("Table 1 rows need 'decoder_layers'")
@@ -162,20 +171,21 @@ def _normalise_row(table: int, row: Mapping) -> dict:
            "seed": row.get("seed"), "dataset": row.get("dataset"),
            "log_n": _num(row.get("log_n")), "label_count": _num(row.get("label_count"))}
     out.update({m: _num(row.get(m)) for m in (*METRICS, *CHECKS)})
-    out["setting"] = _config_key(table, method, alpha, beta, layers)
+    out["setting"] = _config_key(table, method, hyper, layers)
+    out["label"] = _config_label(table, method, hyper, layers)
     # Rows are named by their run of params.yaml (the driver adds it); a row without one (written
     # by hand) gets the name params.yaml's convention gives its setting.
-    out["key"] = str(row["run"]) if row.get("run") else _run_name(table, method, alpha, beta, layers)
+    out["key"] = str(row["run"]) if row.get("run") else _run_name(table, method, hyper, layers)
     return out
 
 
-def _run_name(table: int, method: str, alpha: float, beta: float, layers: float) -> str:
+def _run_name(table: int, method: str, hyper: Mapping[str, float], layers: float) -> str:
     """params.yaml's names: dec3 (Table 1), vae, a1_b0p5 (the default objective), beta_vae_b0p2."""
     if table == 1:
         return f"dec{int(layers)}"
-    hyper = "_".join(f"{k}{v:g}" for k, v in (("a", alpha), ("b", beta)) if math.isfinite(v))
-    prefix = "" if method == objectives.DEFAULT and hyper else str(method)
-    return "_".join(p for p in (prefix, hyper) if p).replace(".", "p")
+    text = "_".join(f"{k[0]}{v:g}" for k, v in hyper.items() if math.isfinite(v))
+    prefix = "" if method == objectives.DEFAULT and text else str(method)
+    return "_".join(p for p in (prefix, text) if p).replace(".", "p")
 
 
 def build_table(table: int, rows: Sequence[Mapping]) -> pd.DataFrame:
@@ -191,7 +201,7 @@ def build_table(table: int, rows: Sequence[Mapping]) -> pd.DataFrame:
     norm = [_normalise_row(table, r) for r in rows]
     if table == 1:
         norm = [r for r in norm if r["method"] == objectives.VAE.name]
-    ours = pd.DataFrame(norm, columns=["key", "setting", "method", "alpha", "beta", "decoder_layers", "seed", "dataset",
+    ours = pd.DataFrame(norm, columns=["key", "setting", "label", "method", "alpha", "beta", "decoder_layers", "seed", "dataset",
                                        "log_n", "label_count", *METRICS, *CHECKS])
     datasets = sorted({str(d) for d in ours["dataset"].dropna()})
     if len(datasets) > 1:
@@ -210,7 +220,7 @@ def build_table(table: int, rows: Sequence[Mapping]) -> pd.DataFrame:
         if group["setting"].nunique() > 1:
             raise ValueError(f"Table {table}, run {key}: its seeds have different settings ({', '.join(group['setting'].unique())})")
         first = group.iloc[0]
-        rec = {"key": key, "setting": first["setting"], "method": first["method"], "alpha": first["alpha"], "beta": first["beta"],
+        rec = {"key": key, "setting": first["setting"], "label": first["label"], "method": first["method"], "alpha": first["alpha"], "beta": first["beta"],
                "decoder_layers": first["decoder_layers"], "n_seeds": len(group),
                "log_n": group["log_n"].mean(), "label_count": group["label_count"].mean()}
         for m in (*metrics, *checks):
@@ -218,7 +228,7 @@ def build_table(table: int, rows: Sequence[Mapping]) -> pd.DataFrame:
             rec[f"{m}_mean"] = values.mean() if len(values) else math.nan
             rec[f"{m}_sd"] = values.std(ddof=1) if len(values) > 1 else math.nan
         agg_rows.append(rec)
-    agg = pd.DataFrame(agg_rows, columns=["key", "setting", "method", "alpha", "beta", "decoder_layers", "n_seeds",
+    agg = pd.DataFrame(agg_rows, columns=["key", "setting", "label", "method", "alpha", "beta", "decoder_layers", "n_seeds",
                                           "log_n", "label_count",
                                           *[f"{m}_{s}" for m in (*metrics, *checks) for s in ("mean", "sd")]])
 
@@ -226,7 +236,8 @@ def build_table(table: int, rows: Sequence[Mapping]) -> pd.DataFrame:
     # name: a run keeps its name when its β is edited, and must not then be compared with the
     # paper's row of the old β (docs/decisions.md D35). Rows are named by run.
     paper = paper_values(table)
-    paper["setting"] = [_config_key(table, r.method, r.alpha, r.beta, r.decoder_layers) for r in paper.itertuples()]
+    paper["setting"] = [_config_key(table, r.method, _hyper(r.method, r._asdict()), r.decoder_layers)
+                        for r in paper.itertuples()]
     paper = paper.rename(columns={m: f"{m}_paper" for m in METRICS})[
         ["setting", "method", "alpha", "beta", "decoder_layers", *[f"{m}_paper" for m in metrics]]]
     paper["_order"] = np.arange(len(paper))
@@ -246,7 +257,9 @@ def build_table(table: int, rows: Sequence[Mapping]) -> pd.DataFrame:
     merged["run"] = merged["key"].fillna("")
     for m in metrics:
         merged[f"{m}_delta"] = merged[f"{m}_mean"] - merged[f"{m}_paper"]
-    merged["config"] = [_config_label(table, r.method, r.alpha, r.beta, r.decoder_layers) for r in merged.itertuples()]
+    merged["config"] = [r.label if isinstance(r.label, str) else
+                        _config_label(table, r.method, _hyper(r.method, r._asdict()), r.decoder_layers)
+                        for r in merged.itertuples()]
     keys = ["decoder_layers"] if table == 1 else ["method", "alpha", "beta", "decoder_layers"]
     cols = ["run", "config", *keys, "n_seeds", "in_paper", "log_n", "label_count",
             *[f"{m}_{s}" for m in metrics for s in ("mean", "sd", "paper", "delta")],
@@ -327,7 +340,7 @@ def format_table(df: pd.DataFrame) -> str:
         keys = lambda r: [f"{int(r['decoder_layers'])}"]  # noqa: E731
     else:
         headers = ["Method", "α", "β", "Seeds"]
-        keys = lambda r: [objectives.get(r["method"]).label,  # noqa: E731
+        keys = lambda r: [_method_cell(r),  # noqa: E731
                           *("—" if not math.isfinite(_num(r[k])) else f"{r[k]:g}" for k in ("alpha", "beta"))]
     checks = [m for m in CHECKS if f"{m}_mean" in df.columns and df[f"{m}_mean"].notna().any()]
     headers += [METRIC_LABELS[m] for m in metrics] + [CHECK_LABELS[m] for m in checks]
@@ -339,6 +352,15 @@ def format_table(df: pd.DataFrame) -> str:
         run = r.get("run", "")
         body.append([run if isinstance(run, str) and run else "—", *keys(r), str(int(r["n_seeds"])), *cells])
     return tabulate(body, headers=["Run", *headers], tablefmt="github", disable_numparse=True)
+
+
+def _method_cell(r) -> str:
+    """The Method cell: the objective's label, with its hyper-parameters other than α and β
+    (which have their own columns), e.g. "KL floor λ=0.5"."""
+    definition = objectives.get(r["method"])
+    if set(definition.param_names()) - {"alpha", "beta"} and isinstance(r.get("config"), str):
+        return r["config"]
+    return definition.label
 
 
 def metrics_json(df: pd.DataFrame) -> dict:
