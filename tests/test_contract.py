@@ -366,7 +366,7 @@ def test_a_run_that_repeats_an_earlier_configuration_shares_its_files():
     vae = experiments.resolve(cfg, "table2.vae")
     assert vae.same_as == "table1.dec2" and vae.model_path("demo", 0) == "runs/demo/table1/dec2/seed0/model.pt"
     assert vae not in experiments.distinct(experiments.runs(cfg))
-    assert "runs/demo/table1/dec2/seed1/metrics.json" in pipeline.table_inputs(cfg, 2)
+    assert "runs/demo/table1/dec2/seed1/metrics.json" in pipeline.seeds_inputs(cfg, "table2")
     assert not [st for st in pipeline.stages(cfg) if "table2-vae" in st.name or "table2/vae/" in " ".join(st.outs)]
     # a set: key that only restates the profile's value changes nothing; any other value does
     paper = load_config(REPO / "params.yaml", profile="paper")   # base depth 5

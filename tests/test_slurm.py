@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slurm
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 GPU_RULES = {"train", "evaluate", "mc_estimate"}
-TIME_FIELDS = {"seconds"}  # wall-clock fields: the only values allowed to differ
+TIME_FIELDS = {"seconds", "train_seconds", "eval_seconds"}  # wall-clock fields: the only values allowed to differ
 PROFILE = yaml.safe_load((REPO / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
 
 
