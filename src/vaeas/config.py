@@ -83,6 +83,9 @@ class TrainingConfig:
     classifier_steps: int = 0           # extra ω updates per VAE update (D23)
     monitor_every: int = 0              # epochs between Monte Carlo monitor rows (0 = off)
     monitor_size: int = 0               # posteriors monitored (0 = all N)
+    validate_every: int = 0             # epochs between validation IW-NLLs; the best model is kept (0 = off)
+    validate_size: int = 0              # validation images (0 = all)
+    validate_samples: int = 16          # importance samples of the validation IW-NLL
 
 
 @dataclass(frozen=True)

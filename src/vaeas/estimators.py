@@ -37,6 +37,7 @@ __all__ = [
     "log_normal_diag",
     "log_standard_normal",
     "kl_standard_normal",
+    "kl_standard_normal_per_dimension",
     "softmax_entropy",
     "softmax_cross_entropy",
     "effective_label_count",
@@ -73,7 +74,13 @@ def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
     KL = ½ Σ_d (μ_d² + σ_d² − 1 − log σ_d²).
     """
-    return 0.5 * (mu.pow(2) + torch.exp(logvar) - 1.0 - logvar).sum(-1)
+    return kl_standard_normal_per_dimension(mu, logvar).sum(-1)
+
+
+def kl_standard_normal_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """The terms of :func:`kl_standard_normal` before the sum over d, shape (N, D):
+    KL_d = ½ (μ_d² + σ_d² − 1 − log σ_d²) (what free bits floors, Kingma et al. 2016)."""
+    return 0.5 * (mu.pow(2) + torch.exp(logvar) - 1.0 - logvar)
 
 
 # --------------------------------------------------------------------------------------------

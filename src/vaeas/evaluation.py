@@ -6,57 +6,36 @@ them to the pure functions of :mod:`vaeas.estimators` and :mod:`vaeas.metrics`.
 
 * NLL_test: importance-weighted NLL with k samples (Burda et al. 2015) on the test set.
 * KL_test, KL_train: mean analytic KL(q(z|x) || p(z)).
-* AU: active units on the test set, Cov_x(E_q[z_d]) ≥ ε (§5.3).
+* AU: active units on the test set, Cov_x(E_q[z_d]) ≥ ε (§5.3); AU_train on the training set.
 * NLL_train: the reconstruction term E_q[−log p(x|z)] on the training set (one z per sample).
 * MI, MD, SC: softmax estimates (eqs. 5, 9, 10, 8) on the training set, in the same pass and
   with the same z as NLL_train and KL_train, so MD = KL_train − log N + SC holds for the
   reported numbers exactly (MI's N is the number of labels in use, N_eff, with shared labels; MD's is
   ``labels.md_constant``, docs/decisions.md D5).
 
+* best_*: the same columns for the model of the best validation epoch, when training kept one
+  (``training.validate_every``; :func:`at_best_epoch`).
+
 All evaluation uses the fixed seeded binarization (``evaluation.binarize_seed``).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 
 import torch
 
 from . import data as data_mod
-from .errors import VaeasError
 from .experiments import check_fits_dataset
 from .estimators import kl_standard_normal, mc_estimates, mc_estimates_subsets
-from .metrics import active_units, bernoulli_log_likelihood, iw_nll
+from .metrics import active_units
 from .models import VAE, Classifier, init_glorot, make_labels
 from .refit import marginal_kl_gap, refit
-from .passes import BATCH, posteriors, training_set_pass  # noqa: F401  (BATCH re-exported)
+from .passes import BATCH, IW_ROWS, iw_nll_dataset, posteriors, training_set_pass  # noqa: F401  (re-exported)
 from .runtime import eval_binarized, resolve_device, tune_allocator
 from .training.checkpoint import load_model
-
-
-#: Rows (examples × importance samples) of one decoder pass of the IW-NLL: 65,536 rows of 500
-#: units keep every matmul large enough to run near the machine's sgemm rate (bench/iw.py).
-IW_ROWS = 65536
-
-
-@torch.no_grad()
-def iw_nll_dataset(model: VAE, x: torch.Tensor, k: int, chunk: int, generator: torch.Generator,
-                   progress: bool = False) -> torch.Tensor:
-    """Per-example IW-NLL (Burda et al. 2015, k samples) of every row of x, (N,) float64.
-
-    Examples go ``IW_ROWS // min(chunk, k)`` at a time to :func:`vaeas.metrics.iw_nll`, so that
-    each decoder pass sees min(chunk, k) × that many rows.
-    """
-    from tqdm.auto import tqdm
-
-    iw_batch = max(1, IW_ROWS // min(chunk, k))
-    nll = []
-    for i in tqdm(range(0, x.shape[0], iw_batch), desc=f"IW-NLL k={k}", disable=not progress):
-        xb = x[i:i + iw_batch]
-        nll.append(iw_nll(model.encode, lambda x, z: bernoulli_log_likelihood(model.decode(z), x),
-                          xb, k, chunk, generator))
-    return torch.cat(nll)
 
 
 def evaluate(model: VAE, meta: dict, data_root: str | None = None, progress: bool = True) -> dict:
@@ -85,12 +64,38 @@ def evaluate(model: VAE, meta: dict, data_root: str | None = None, progress: boo
     iw_x = test_x if ev.iw_max_examples == 0 else test_x[:ev.iw_max_examples]
     row["nll_test"] = iw_nll_dataset(model, iw_x, ev.iw_samples, ev.iw_chunk, generator, progress).mean().item()
     row.update(_both_constants(row, "md", n_train, n_eff, md_count))
+    row["au_train"] = int(active_units(posteriors(model, train_x)[0], ev.au_threshold))
+    if meta.get("best") is not None:
+        row.update(at_best_epoch(model, meta["best"], train_x, labels, iw_x, test_x, n_eff, ev))
     row.update({
         "dataset": spec.dataset, "objective": spec.objective, **spec.params, "seed": spec.seed, "n_train": n_train, "n_test": test_x.shape[0], "n_iw": iw_x.shape[0],
         "iw_samples": ev.iw_samples, "label_count": n_eff, "log_n": math.log(n_train),
         "decoder_layers": cfg.model.decoder_layers, "seconds": round(time.perf_counter() - t0, 2),
     })
     return row
+
+
+#: The columns :func:`at_best_epoch` adds (``training.validate_every`` on): the epoch of the lowest
+#: validation IW-NLL, that IW-NLL, and the test and training columns of the model kept there.
+BEST_COLUMNS = ("best_epoch", "best_valid_nll", "best_nll_test", "best_nll_train", "best_kl_test", "best_kl_train",
+                "best_au", "best_au_train")
+
+
+def at_best_epoch(model: VAE, best: dict, train_x: torch.Tensor, labels: torch.Tensor | None, iw_x: torch.Tensor,
+                  test_x: torch.Tensor, n_eff: int, ev) -> dict:
+    """The columns of the early-stopped model (:mod:`vaeas.training.validation`), each computed as
+    the last epoch's is, with the same seeds (common random numbers: the difference of the two is
+    the models', not the draws')."""
+    at = copy.deepcopy(model)
+    at.load_state_dict(best["model"])
+    generator = torch.Generator(device=train_x.device).manual_seed(ev.binarize_seed + 2)
+    train_row = training_set_pass(at, train_x, labels, n_eff, generator)
+    mu_test, logvar_test = posteriors(at, test_x)
+    return {"best_epoch": int(best["epoch"]), "best_valid_nll": float(best["valid_nll"]),
+            "best_nll_test": iw_nll_dataset(at, iw_x, ev.iw_samples, ev.iw_chunk, generator).mean().item(),
+            "best_nll_train": train_row["nll_train"], "best_kl_test": kl_standard_normal(mu_test, logvar_test).mean().item(),
+            "best_kl_train": train_row["kl_train"], "best_au": int(active_units(mu_test, ev.au_threshold)),
+            "best_au_train": int(active_units(posteriors(at, train_x)[0], ev.au_threshold))}
 
 
 def _both_constants(row: dict, key: str, n: int, n_eff: int, md_count: int) -> dict:

@@ -1,6 +1,6 @@
 """Batched forward passes of a model over a data set, shared by evaluation and by training-time
-monitoring: the posteriors (μ, log σ²) and the training-set pass (NLL_train, KL_train and the
-softmax MI, MD, SC from one z per sample). The formulas are :mod:`vaeas.estimators`' and
+monitoring and validation: the posteriors (μ, log σ²), the IW-NLL of a set of images, and the
+training-set pass (NLL_train, KL_train and the softmax MI, MD, SC from one z per sample). The formulas are :mod:`vaeas.estimators`' and
 :mod:`vaeas.metrics`', called, not re-typed.
 """
 
@@ -10,10 +10,33 @@ import torch
 
 from .estimators import (kl_standard_normal, marginal_kl_softmax, mutual_information_from_entropy,
                          softmax_cross_entropy, softmax_entropy)
-from .metrics import bernoulli_log_likelihood
+from .metrics import bernoulli_log_likelihood, iw_nll
 from .models import VAE
 
 BATCH = 1000
+
+#: Rows (examples × importance samples) of one decoder pass of the IW-NLL: 65,536 rows of 500
+#: units keep every matmul large enough to run near the machine's sgemm rate (bench/iw.py).
+IW_ROWS = 65536
+
+
+@torch.no_grad()
+def iw_nll_dataset(model: VAE, x: torch.Tensor, k: int, chunk: int, generator: torch.Generator,
+                   progress: bool = False) -> torch.Tensor:
+    """Per-example IW-NLL (Burda et al. 2015, k samples) of every row of x, (N,) float64.
+
+    Examples go ``IW_ROWS // min(chunk, k)`` at a time to :func:`vaeas.metrics.iw_nll`, so that
+    each decoder pass sees min(chunk, k) × that many rows.
+    """
+    from tqdm.auto import tqdm
+
+    iw_batch = max(1, IW_ROWS // min(chunk, k))
+    nll = []
+    for i in tqdm(range(0, x.shape[0], iw_batch), desc=f"IW-NLL k={k}", disable=not progress):
+        xb = x[i:i + iw_batch]
+        nll.append(iw_nll(model.encode, lambda x, z: bernoulli_log_likelihood(model.decode(z), x),
+                          xb, k, chunk, generator))
+    return torch.cat(nll)
 
 
 @torch.no_grad()

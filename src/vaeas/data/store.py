@@ -189,10 +189,19 @@ def rooted(cfg: DataConfig, root: str | os.PathLike | None) -> DataConfig:
 
 def train_subset(arrays: dict, meta: dict, size: int, path: Path) -> tuple[dict, dict]:
     """The training split cut to ``size`` images: the first ``size`` of a permutation seeded by
-    :data:`SUBSET_SEED`, kept in their original order (so subsets are nested: n < m ⊂)."""
+    :data:`SUBSET_SEED`, kept in their original order (so subsets are nested: n < m ⊂).
+
+    A data set without a validation split (Omniglot) gets the training images the subset leaves
+    out as its validation split, in the permutation's order: held out, never seen in training."""
     n = len(arrays["train_x"])
     if size > n:
         raise VaeasError(f"data.train_size ({size}) exceeds the {n} training images of {path}")
-    keep = np.sort(np.random.default_rng(SUBSET_SEED).permutation(n)[:size])
-    arrays = {**arrays, "train_x": arrays["train_x"][keep], "train_y": arrays["train_y"][keep]}
-    return arrays, {**meta, "train_subset": {"size": size, "of": n, "seed": SUBSET_SEED}}
+    order = np.random.default_rng(SUBSET_SEED).permutation(n)
+    keep = np.sort(order[:size])
+    subset = {"size": size, "of": n, "seed": SUBSET_SEED}
+    out = {**arrays, "train_x": arrays["train_x"][keep], "train_y": arrays["train_y"][keep]}
+    if len(arrays["valid_x"]) == 0 and size < n:
+        rest = order[size:]
+        out.update(valid_x=arrays["train_x"][rest], valid_y=arrays["train_y"][rest])
+        subset["valid"] = "the training images the subset leaves out, in the seeded permutation's order"
+    return out, {**meta, "train_subset": subset}

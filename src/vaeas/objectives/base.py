@@ -47,8 +47,9 @@ class LossTerms:
     entropy: torch.Tensor
 
 
-#: loss(model, x, labels, params, label_spec, noise) -> LossTerms. ``params`` is the objective's
-#: hyper-parameter dataclass; for K stacked runs its fields are (K,) tensors and every term is (K,).
+#: loss(model, x, labels, params, label_spec, noise, progress) -> LossTerms. ``params`` is the
+#: objective's hyper-parameter dataclass; ``progress`` the epochs completed before this step
+#: (epoch + step / steps per epoch: 0 at the first step), for objectives with a schedule.
 LossFn = Callable[..., LossTerms]
 
 
@@ -129,14 +130,20 @@ def reparameterise(model, x: torch.Tensor, noise) -> tuple[torch.Tensor, torch.T
     return mu, logvar, mu + torch.exp(0.5 * logvar) * standard_normal(mu, noise)
 
 
-def reconstruction_and_kl(model, x: torch.Tensor, noise):
-    """What every objective here starts from: −log p(x|z) and KL(q(z|x) ‖ p(z)) per sample, with
-    one z per sample; returns (recon mean, kl mean, kl per sample, z)."""
-    from ..estimators import kl_standard_normal
+def reconstruction(model, x: torch.Tensor, noise) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(μ, log σ², z, −log p(x|z) averaged over the batch), one z per sample."""
     from ..metrics import bernoulli_log_likelihood
 
     mu, logvar, z = reparameterise(model, x, noise)
-    recon = -bernoulli_log_likelihood(model.decode(z), x).mean(-1)
+    return mu, logvar, z, -bernoulli_log_likelihood(model.decode(z), x).mean(-1)
+
+
+def reconstruction_and_kl(model, x: torch.Tensor, noise):
+    """What most objectives here start from: −log p(x|z) and KL(q(z|x) ‖ p(z)) per sample, with
+    one z per sample; returns (recon mean, kl mean, kl per sample, z)."""
+    from ..estimators import kl_standard_normal
+
+    mu, logvar, z, recon = reconstruction(model, x, noise)
     kl_per_sample = kl_standard_normal(mu, logvar)
     return recon, kl_per_sample.mean(-1), kl_per_sample, z
 

@@ -17,12 +17,12 @@ class Params:
     beta: float = 1.0      #: weight of the KL term
 
 
-def loss(model, x, labels, params: Params, label_spec, noise) -> LossTerms:
+def loss(model, x, labels, params: Params, label_spec, noise, progress: float) -> LossTerms:
     recon, kl, _, _ = reconstruction_and_kl(model, x, noise)
     return no_classifier_terms(recon + params.beta * kl, recon, kl)
 
 
 OBJECTIVE = Objective(
-    name="beta_vae", label="β-VAE", summary="recon + β·KL (Higgins et al. 2017)", params=Params, loss=loss,
+    name="beta_vae", label="β-VAE", summary="recon + β·KL (Higgins et al. 2017)", params=Params, loss=loss, order=10,
     inert=("labels", "training.classifier_lr", "training.classifier_steps"),
 )

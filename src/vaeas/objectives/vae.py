@@ -12,7 +12,7 @@ class Params:
     """The ELBO has no hyper-parameter."""
 
 
-def loss(model, x, labels, params: Params, label_spec, noise) -> LossTerms:
+def loss(model, x, labels, params: Params, label_spec, noise, progress: float) -> LossTerms:
     recon, kl, _, _ = reconstruction_and_kl(model, x, noise)
     return no_classifier_terms(recon + kl, recon, kl)
 

@@ -21,7 +21,7 @@ class Params:
     beta: float = 1.0      #: weight of MD in eq. 3
 
 
-def loss(model, x, labels, params: Params, label_spec, noise) -> LossTerms:
+def loss(model, x, labels, params: Params, label_spec, noise, progress: float) -> LossTerms:
     from ..estimators import marginal_kl_softmax, mutual_information_from_entropy
 
     recon, kl, kl_per_sample, z = reconstruction_and_kl(model, x, noise)

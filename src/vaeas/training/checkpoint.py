@@ -82,11 +82,16 @@ def load_checkpoint(path: Path, cfg: Config, spec: RunSpec) -> dict | None:
     return ckpt
 
 
+#: The column of the validation IW-NLL (``training.validate_every``; empty on other epochs).
+VALID_COLUMN = "valid_nll"
+
+
 def write_log_csv(history: list[dict], path: Path) -> None:
-    """The per-epoch log; with training-time monitoring on, the ``mon_*`` columns follow (empty
-    on the epochs that were not monitored)."""
+    """The per-epoch log; with training-time monitoring on, the ``mon_*`` columns follow, and with
+    validation on, ``valid_nll`` (each empty on the epochs it was not computed)."""
     monitored = any(MONITOR_COLUMNS[0] in row for row in history)
-    columns = LOG_COLUMNS + (MONITOR_COLUMNS if monitored else ())
+    validated = any(VALID_COLUMN in row for row in history)
+    columns = LOG_COLUMNS + (MONITOR_COLUMNS if monitored else ()) + ((VALID_COLUMN,) if validated else ())
     try:
         with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=columns)

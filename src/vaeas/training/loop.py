@@ -6,6 +6,10 @@
 3. one backward pass: θ, φ get ∇loss, ω gets ∇SC (eq. 8) (:func:`.step.backward`);
 4. one fused Adam step.
 
+At the end of an epoch: the Monte Carlo monitor (``training.monitor_every``), the validation
+IW-NLL whose best epoch's model is kept (``training.validate_every``, :mod:`.validation`), and
+the checkpoint.
+
 Every random draw (initialisation, shuffling, binarization, ε) comes from a generator seeded by
 the run's seed whose state is checkpointed each epoch, so an interrupted run resumed from its
 last checkpoint ends bitwise equal to an uninterrupted one on the same machine.
@@ -31,8 +35,9 @@ from ..monitoring import monitor_row, monitor_subset
 from ..objectives import LOGGED, standard_normal
 from ..run import RunSpec
 from ..runtime import autocast_context, binarize, eval_binarized, resolve_device, tune_allocator
-from .checkpoint import CHECKPOINT_FORMAT, MODEL_FORMAT, load_checkpoint, run_record, save_atomic, write_log_csv
+from .checkpoint import CHECKPOINT_FORMAT, MODEL_FORMAT, VALID_COLUMN, load_checkpoint, run_record, save_atomic, write_log_csv
 from .step import backward, loss_terms
+from .validation import Best, Validator, is_due
 
 
 def build_model(cfg: Config, spec: RunSpec, data_dim: int, label_spec: LabelSpec | None) -> VAE:
@@ -79,12 +84,12 @@ def train(cfg: Config, spec: RunSpec, out: str | Path, progress: bool = True,
     model = build_model(cfg, spec, data_dim, label_spec)
     generator = torch.Generator(device=device).manual_seed(spec.seed)
     history: list[dict] = []
-    start_epoch = 0
+    start_epoch, best = 0, None
     ckpt = load_checkpoint(ckpt_path, cfg, spec)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         generator.set_state(ckpt["generator"])
-        history, start_epoch = ckpt["history"], ckpt["epoch"]
+        history, start_epoch, best = ckpt["history"], ckpt["epoch"], Best.from_dict(ckpt.get("best"))
     model = model.to(device)
     optimizer = make_optimizer(model, cfg)
     if ckpt is not None:
@@ -99,6 +104,7 @@ def train(cfg: Config, spec: RunSpec, out: str | Path, progress: bool = True,
     step_weights = torch.tensor([min(batch, n_train - s * batch) / n_train for s in range(steps)],
                                 device=device, dtype=torch.float64)
     monitor = _monitor(cfg, dataset, label_spec, device) if cfg.training.monitor_every else None
+    validator = Validator(cfg, dataset, device, best) if cfg.training.validate_every else None
     kept = f"the last good checkpoint {ckpt_path} is kept"
 
     from tqdm.auto import tqdm
@@ -114,7 +120,7 @@ def train(cfg: Config, spec: RunSpec, out: str | Path, progress: bool = True,
             x = binarize(train_x[idx], generator)
             y = None if labels is None else labels[idx]
             with autocast_context(device, cfg.training.precision):
-                terms = loss_terms(model, x, y, spec, label_spec, generator)
+                terms = loss_terms(model, x, y, spec, label_spec, generator, epoch + step / steps)
             optimizer.zero_grad(set_to_none=True)
             backward(terms, params_vae, params_cls)
             optimizer.step()
@@ -133,11 +139,13 @@ def train(cfg: Config, spec: RunSpec, out: str | Path, progress: bool = True,
         history.append({"epoch": epoch + 1, **dict(zip(LOGGED, means)), "seconds": seconds})
         if monitor is not None and (epoch + 1) % cfg.training.monitor_every == 0:
             history[-1].update(monitor(model))
+        if validator is not None and is_due(cfg, epoch + 1):
+            history[-1][VALID_COLUMN] = validator(model, epoch + 1)
         bar.set_postfix(loss=f"{history[-1]['loss']:.2f}", kl=f"{history[-1]['kl']:.2f}")
         if (epoch + 1) % cfg.training.checkpoint_every == 0 or epoch + 1 == last_epoch:
             save_atomic({"format": CHECKPOINT_FORMAT, "record": record, "epoch": epoch + 1,
                          "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "generator": generator.get_state(), "history": history}, ckpt_path)
+                         "generator": generator.get_state(), "history": history, "best": _best(validator)}, ckpt_path)
             write_log_csv(history, log_path)
     bar.close()
     if last_epoch < cfg.training.epochs:
@@ -146,9 +154,15 @@ def train(cfg: Config, spec: RunSpec, out: str | Path, progress: bool = True,
     save_atomic({"format": MODEL_FORMAT, "record": record, "spec": spec.to_dict(),
                  "config": cfg.to_dict(), "data_dim": data_dim, "image_shape": list(dataset.image_shape),
                  "labels": None if label_spec is None else {"classes": label_spec.classes, "heads": label_spec.heads},
-                 "model": {n: v.cpu() for n, v in model.state_dict().items()}, "history": history}, out)
+                 "model": {n: v.cpu() for n, v in model.state_dict().items()}, "history": history,
+                 "best": _best(validator)}, out)
     ckpt_path.unlink(missing_ok=True)
     return out
+
+
+def _best(validator: Validator | None) -> dict | None:
+    """The best validated epoch and its model state, as checkpoints and model files store it."""
+    return None if validator is None or validator.best is None else validator.best.to_dict()
 
 
 def classifier_step(model: VAE, x: torch.Tensor, y: torch.Tensor, noise, optimizer: torch.optim.Adam,

@@ -16,9 +16,10 @@ from ..run import RunSpec
 
 
 def loss_terms(model: VAE, x: torch.Tensor, labels: torch.Tensor | None, spec: RunSpec,
-               label_spec: LabelSpec | None, generator: torch.Generator) -> LossTerms:
-    """Forward pass and the objective of ``spec`` on one binarized batch (its module's ``loss``)."""
-    return spec.definition.loss(model, x, labels, spec.hyper, label_spec, generator)
+               label_spec: LabelSpec | None, generator: torch.Generator, progress: float = 0.0) -> LossTerms:
+    """Forward pass and the objective of ``spec`` on one binarized batch (its module's ``loss``);
+    ``progress`` is the epochs completed before this step (epoch + step / steps)."""
+    return spec.definition.loss(model, x, labels, spec.hyper, label_spec, generator, progress)
 
 
 def backward(terms: LossTerms, params_vae: list, params_cls: list) -> None:
