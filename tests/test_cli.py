@@ -31,7 +31,7 @@ def only_error_line(err: str) -> str:
 
 def test_check_accepts_the_repository_params(capsys):
     code, out, _ = run_cli(capsys, "check", "--params", str(REPO / "params.yaml"), "--profile", "paper")
-    assert code == 0 and "34 runs x 3 seeds" in out
+    assert code == 0 and "64 runs x 3 seeds" in out
 
 
 def test_unknown_run_is_named(capsys):
@@ -57,7 +57,7 @@ def test_unknown_dataset_is_named(capsys, tmp_path):
 @pytest.mark.parametrize("argv,message", [
     (("--objective", "vaeas", "--param", "gamma=1"), "--gamma: not a hyper-parameter of objective 'vaeas' (its hyper-parameters: alpha, beta)"),
     (("--objective", "vaeas", "--param", "beta=-1"), "--beta must be a finite number >= 0, got -1"),
-    (("--objective", "elbo"), "--objective: unknown objective 'elbo' (choose from: vae, vaeas, beta_vae)"),
+    (("--objective", "elbo"), "--objective: unknown objective 'elbo' (choose from: vae, vaeas, beta_vae, free_bits, kl_annealing)"),
     (("--param", "beta"), "--param 'beta': expected KEY=VALUE, e.g. --param beta=0.5"),
 ])
 def test_bad_hyper_parameters_are_named_by_their_flag(capsys, tmp_path, argv, message):

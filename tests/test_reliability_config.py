@@ -52,7 +52,7 @@ KINDS = {
     "training": {"epochs": POSINT, "batch_size": POSINT, "lr": UNIT, "classifier_lr": UNIT,
                  "device": ("auto", "cpu", "cuda"), "precision": ("fp32", "tf32", "bf16"), "threads": NONNEG,
                  "checkpoint_every": POSINT, "classifier_steps": NONNEG, "monitor_every": NONNEG,
-                 "monitor_size": NONNEG},
+                 "monitor_size": NONNEG, "validate_every": NONNEG, "validate_size": NONNEG, "validate_samples": POSINT},
     "evaluation": {"iw_samples": POSINT, "iw_chunk": POSINT, "iw_max_examples": NONNEG, "au_threshold": POSITIVE,
                    "binarize_seed": NONNEG, "mc_sizes": SIZES, "mc_repeats": POSINT, "mc_chunk": POSINT,
                    "refit_epochs": NONNEG, "refit_from": ("fresh", "trained"), "refit_lr": UNIT, "refit_batch": POSINT},

@@ -8,6 +8,9 @@ Every training job is a :class:`Run` named ``<experiment>.<run>`` (e.g. ``table2
   and Omniglot (Tables 2 and 3);
 * ``fig2`` — VAE-AS with 55,000 and with 10,000 softmax labels, also estimated by Monte Carlo
   (Figures 2 and 3, §5.2's smaller decoder);
+* ``baselines_mnist`` / ``baselines_omniglot`` — Table B (beyond the paper): VAE-AS(α = 1, β) at
+  Table 2's / 3's β, each beside β-VAE(β), and free bits and KL annealing, with the VAE; its VAE-AS
+  and VAE runs are Table 2's / 3's own (``same_as``), so every comparison is paired by seed;
 * ``reconstructions`` — which two runs (α = 0.2 and α = 5) Figures 4 and 5 show.
 
 Run names are stable keys (``p`` stands for the decimal point) so that DVC tracks each run's
@@ -34,7 +37,7 @@ from .data.catalog import TRAIN_SIZES
 from .errors import VaeasError
 from .run import RunSpec
 
-EXPERIMENTS = ("table1", "table2", "table3", "fig2")
+EXPERIMENTS = ("table1", "table2", "table3", "fig2", "baselines_mnist", "baselines_omniglot")
 TABLE_OF = {"table1": 1, "table2": 2, "table3": 3}
 
 #: The one run-directory pattern. :meth:`Run.directory` fills it in; the Snakemake rules declare
