@@ -174,6 +174,12 @@ def cmd_seeds(args) -> None:
     make_seeds(_config(args), args.experiment)
 
 
+def cmd_baselines(args) -> None:
+    from .report.drivers import make_baselines
+
+    make_baselines(_config(args), args.experiment)
+
+
 def cmd_table(args) -> None:
     from .report.drivers import make_table
 
@@ -307,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", help="table1, table2, table3 or fig2")
     _add_config_args(p)
     p.set_defaults(func=cmd_seeds)
+
+    p = sub.add_parser("baselines", help="Table B (beyond the paper): VAE-AS(1, beta) paired with beta-VAE(beta), free bits, "
+                                         "KL annealing -> results/<profile>/tables/EXPERIMENT.{csv,md,json}, _paired.csv, figures/EXPERIMENT.png")
+    p.add_argument("experiment", help="baselines_mnist or baselines_omniglot")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_baselines)
 
     p = sub.add_parser("table", help="Table 1, 2 or 3: ours beside the paper's -> CSV + Markdown")
     p.add_argument("table", type=int, choices=(1, 2, 3))

@@ -27,6 +27,8 @@ from .data import catalog as data_paths
 from .errors import VaeasError
 
 TABLES = {1: "table1", 2: "table2", 3: "table3"}
+#: Table B (beyond the paper): one per data set, each an experiment of its own.
+BASELINES = ("baselines_mnist", "baselines_omniglot")
 FIGURES = ("fig2", "fig3", "fig4", "fig5", "table1", "table2", "table3")
 
 
@@ -60,6 +62,18 @@ def table_paths(cfg: Config, table: int) -> tuple[str, str, str]:
     """CSV (the full frame), Markdown (captioned) and JSON (the means, DVC's metrics) of a table."""
     base = f"{results_dir(cfg)}/tables/table{table}"
     return f"{base}.csv", f"{base}.md", f"{base}.json"
+
+
+def baselines(cfg: Config) -> list[str]:
+    """Table B's experiments with runs in this profile."""
+    return [e for e in BASELINES if exps.runs(cfg, e)]
+
+
+def baselines_paths(cfg: Config, experiment: str) -> tuple[str, str, str, str, str]:
+    """Table B of one data set: CSV (per run), Markdown, JSON (DVC's metrics), the paired
+    comparisons' CSV and the figure."""
+    base = f"{results_dir(cfg)}/tables/{experiment}"
+    return f"{base}.csv", f"{base}.md", f"{base}.json", f"{base}_paired.csv", figure_path(cfg, experiment)
 
 
 def figure_path(cfg: Config, name: str) -> str:
@@ -173,6 +187,10 @@ def stages(cfg: Config, raw: dict | None = None) -> list[Stage]:
     for n in tables(cfg):
         out.append(Stage(f"table{n}", f"vaeas table {n} {p}", table_inputs(cfg, n) + CODE["report"],
                          list(table_paths(cfg, n)), metrics=[table_paths(cfg, n)[2]]))
+    for experiment in baselines(cfg):
+        paths = baselines_paths(cfg, experiment)
+        out.append(Stage(f"tableB-{experiment}", f"vaeas baselines {experiment} {p}",
+                         [seeds_path(cfg, experiment), *CODE["report"]], list(paths), metrics=[paths[2]]))
     for name in figures(cfg):
         out.append(Stage(f"figure-{name}", f"vaeas figure {name} {p}", figure_inputs(cfg, name) + CODE["report"],
                          [figure_path(cfg, name)]))
@@ -221,6 +239,7 @@ def claims_inputs(cfg: Config) -> list[str]:
 def report_inputs(cfg: Config) -> list[str]:
     files = [f for n in tables(cfg) for f in table_paths(cfg, n)]
     files += [seeds_path(cfg, e) for e in experiments_with_runs(cfg)]
+    files += [f for e in baselines(cfg) for f in baselines_paths(cfg, e)]
     files += [figure_path(cfg, name) for name in figures(cfg)]
     files.append(f"{results_dir(cfg)}/claims.md")
     trained = exps.distinct(exps.runs(cfg))

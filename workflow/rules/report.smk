@@ -29,6 +29,23 @@ rule table:
         "vaeas table {wildcards.n} --profile {PROFILE}"
 
 
+rule baselines:
+    input:
+        lambda wc: PIPE.seeds_path(CFG, wc.experiment),
+    output:
+        csv=f"{RES}/tables/{{experiment}}.csv",
+        md=report(f"{RES}/tables/{{experiment}}.md", caption="../report/table.rst", category="Tables"),
+        json=f"{RES}/tables/{{experiment}}.json",
+        paired=f"{RES}/tables/{{experiment}}_paired.csv",
+        png=report(f"{RES}/figures/{{experiment}}.png", caption="../report/figure.rst", category="Figures"),
+    wildcard_constraints:
+        experiment="baselines_[a-z]+",
+    params:
+        code=CODE["report"],
+    shell:
+        "vaeas baselines {wildcards.experiment} --profile {PROFILE}"
+
+
 rule figure:
     input:
         lambda wc: PIPE.figure_inputs(CFG, wc.name),

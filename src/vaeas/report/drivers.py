@@ -14,6 +14,8 @@ from ..config import Config
 from ..errors import VaeasError
 from ..pipeline import (
     TABLES,
+    baselines,
+    baselines_paths,
     fig2_runs,
     figure_inputs,
     figure_path,
@@ -77,6 +79,21 @@ def _require(paths: list[str]) -> None:
     missing = [p for p in paths if not Path(p).is_file()]
     if missing:
         raise VaeasError(f"missing input {missing[0]} ({len(missing)} missing); run the pipeline (snakemake or dvc repro) first")
+
+
+def make_baselines(cfg: Config, experiment: str) -> None:
+    """``vaeas baselines EXPERIMENT``: Table B of one data set (vaeas.report.baselines)."""
+    from .baselines import build_baselines, figure_baselines, paired_comparisons, write_baselines
+
+    if experiment not in baselines(cfg):
+        known = ", ".join(baselines(cfg)) or "none"
+        raise VaeasError(f"no runs of experiment '{experiment}' in profile '{cfg.profile}' (Table B experiments with runs: {known})")
+    rows = _metrics_rows(cfg, experiment)
+    csv, md, js, paired, png = baselines_paths(cfg, experiment)
+    dataset = exps.runs(cfg, experiment)[0].dataset
+    title = f"Table B ({dataset}, beyond the paper): VAE-AS(α = 1, β) beside the baselines its objective reduces to"
+    write_baselines(build_baselines(rows), paired_comparisons(rows), title, csv, md, js, paired)
+    figure_baselines(rows, png, f"Table B ({dataset}): active units and test NLL against β, VAE-AS(α = 1) vs β-VAE")
 
 
 def make_table(cfg: Config, table: int) -> None:
@@ -164,6 +181,11 @@ def make_report(cfg: Config, params_path: str) -> None:
     names = {"fig2": "Figure 2 — MI and MD: softmax vs Monte Carlo", "fig3": "Figure 3 — mean KL vs MI + MD over training",
              "fig4": "Figure 4 — reconstructions, α = 0.2 vs α = 5 (Table 2's data)",
              "fig5": "Figure 5 — reconstructions, α = 0.2 vs α = 5 (Table 3's data)"}
+    for experiment in baselines(cfg):
+        ds = exps.runs(cfg, experiment)[0].dataset
+        csv, md, _, _, png = baselines_paths(cfg, experiment)
+        sections.append(Section(f"Table B — {ds}: VAE-AS vs the baselines its objective reduces to (beyond the paper)",
+                                files=[md, png]))
     for name in figures(cfg):
         if name in names:
             sections.append(Section(names[name], files=[figure_path(cfg, name)]))
