@@ -11,26 +11,6 @@ import pytest
 from vaeas.report import baselines as tb
 
 
-def test_t_quantiles_are_students():
-    # closed forms of Student's t quantile q_p: df 1 (Cauchy) tan(π(p − 1/2)); df 2 (2p − 1)/sqrt(2p(1 − p))
-    assert tb.t_quantile(1) == pytest.approx(math.tan(math.pi * 0.475), abs=5e-4)
-    p = 0.975
-    assert tb.t_quantile(2) == pytest.approx((2 * p - 1) / math.sqrt(2 * p * (1 - p)), abs=5e-4)
-    assert tb.t_quantile(31) == 1.96
-    with pytest.raises(ValueError, match="df must be"):
-        tb.t_quantile(0)
-
-
-def test_paired_interval_is_mean_plus_minus_t_sd_over_root_n():
-    mean, low, high = tb.paired_interval([1.0, 2.0, 3.0])           # sd 1, n 3
-    half = 4.303 / math.sqrt(3)
-    # a handful of float64 operations on values ≤ 5 (numpy's mean and sd of three numbers): error a few
-    # ulps of 5, ~1e-15, far inside the bound on any CPU
-    assert (mean, low, high) == pytest.approx((2.0, 2.0 - half, 2.0 + half), abs=1e-12)
-    assert tb.paired_interval([4.0]) == (4.0, -math.inf, math.inf)
-    assert tb.paired_interval([0.5, 0.5]) == (0.5, 0.5, 0.5)
-
-
 @pytest.mark.parametrize("diffs, expected", [
     ([1.0, 1.2, 1.1], "VAE-AS higher"), ([-1.0, -1.2, -1.1], "VAE-AS lower"), ([1.0, 2.0, 3.0], "inconclusive"), ([-1.0, 2.0, 0.0], "inconclusive"),
     ([0.0, 0.0, 0.0], "no difference"), ([5.0], "inconclusive")])

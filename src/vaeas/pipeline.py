@@ -194,7 +194,7 @@ def stages(cfg: Config, raw: dict | None = None) -> list[Stage]:
     for name in figures(cfg):
         out.append(Stage(f"figure-{name}", f"vaeas figure {name} {p}", figure_inputs(cfg, name) + CODE["report"],
                          [figure_path(cfg, name)]))
-    out.append(Stage("claims", f"vaeas claims {p}", claims_inputs(cfg) + CODE["report"], [f"{results_dir(cfg)}/claims.md"]))
+    out.append(Stage("claims", f"vaeas claims {p}", claims_inputs(cfg) + CODE["report"], claims_paths(cfg)))
     out.append(Stage("report", f"vaeas report {p}", report_inputs(cfg) + CODE["report"], [f"{results_dir(cfg)}/REPORT.md"]))
     return out
 
@@ -229,8 +229,16 @@ def figure_inputs(cfg: Config, name: str) -> list[str]:
     raise VaeasError(f"unknown figure '{name}' (choose from: {', '.join(FIGURES)})")
 
 
+def claims_paths(cfg: Config) -> list[str]:
+    """What ``vaeas claims`` writes: claims.md (every claim and the consistency checks) and
+    verdict.md (the table that opens REPORT.md)."""
+    return [f"{results_dir(cfg)}/claims.md", f"{results_dir(cfg)}/verdict.md"]
+
+
 def claims_inputs(cfg: Config) -> list[str]:
-    files = [table_paths(cfg, n)[0] for n in tables(cfg)]
+    """The per-seed results of the tables' and Table B's experiments (every claim is judged per
+    seed), and Figures 2-3's files."""
+    files = [seeds_path(cfg, TABLES[n]) for n in tables(cfg)] + [seeds_path(cfg, e) for e in baselines(cfg)]
     if exps.runs(cfg, "fig2"):
         files += figure_inputs(cfg, "fig2") + figure_inputs(cfg, "fig3")
     return files
@@ -241,10 +249,7 @@ def report_inputs(cfg: Config) -> list[str]:
     files += [seeds_path(cfg, e) for e in experiments_with_runs(cfg)]
     files += [f for e in baselines(cfg) for f in baselines_paths(cfg, e)]
     files += [figure_path(cfg, name) for name in figures(cfg)]
-    files.append(f"{results_dir(cfg)}/claims.md")
-    trained = exps.distinct(exps.runs(cfg))
-    files += [metrics_path(run, cfg, s) for run in trained for s in exps.seeds(cfg)]
-    files += [log_path(run, cfg, s) for run in trained for s in exps.seeds(cfg)]
+    files += claims_paths(cfg)
     return files
 
 

@@ -64,6 +64,7 @@ rule claims:
         PIPE.claims_inputs(CFG),
     output:
         report(f"{RES}/claims.md", caption="../report/claims.rst", category="Claims"),
+        report(f"{RES}/verdict.md", caption="../report/claims.rst", category="Claims"),
     params:
         code=CODE["report"],
     shell:

@@ -9,8 +9,8 @@ shown beside them as the standard remedies for inactive units.
 
 Numbers are per run: mean ± sd over seeds with the seed count. A paired comparison is the mean of
 the per-seed differences VAE-AS(1, β) − β-VAE(β) with a 95 % Student t interval over seeds
-(:func:`paired_interval`; exact under normal differences, and with 3 seeds honestly wide — a
-bootstrap over 3 values has only 10 distinct resamples and would understate it). Its outcome is
+(:func:`vaeas.report.stats.mean_interval`; exact under normal differences, and with 3 seeds
+honestly wide — a bootstrap over 3 values has only 10 distinct resamples and would understate it). Its outcome is
 "VAE-AS higher" / "VAE-AS lower" when the interval excludes 0, "no difference" when every seed's
 difference is 0, and "inconclusive" otherwise (or with one seed).
 """
@@ -26,6 +26,7 @@ import pandas as pd
 
 from .. import objectives
 from ..io import atomic_path, write_text
+from .stats import mean_interval as paired_interval, t_quantile  # noqa: F401  (t_quantile: re-exported)
 from .tables import _fmt, _num, format_cell
 
 #: Table B's columns, in order: test and train NLL (last epoch, then at the best validation
@@ -41,33 +42,6 @@ LABELS = {"nll_test": "NLL_test", "best_nll_test": "NLL_test (best valid.)", "nl
 BETA_VAE = "beta_vae"
 FLAT = ("vae", "free_bits", "kl_annealing")
 PAIRED = ("au", "au_train", "nll_test", "best_nll_test")
-
-#: Two-sided 95 % quantiles of Student's t by degrees of freedom (1–30); above, the normal's.
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-         2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-         2.052, 2.048, 2.045, 2.042)
-
-
-def t_quantile(df: int) -> float:
-    """The 97.5 % quantile of Student's t with ``df`` degrees of freedom (1.96 above 30)."""
-    if df < 1:
-        raise ValueError(f"t_quantile: df must be ≥ 1, got {df}")
-    return _T975[df - 1] if df <= len(_T975) else 1.96
-
-
-def paired_interval(differences: Sequence[float]) -> tuple[float, float, float]:
-    """(mean, low, high): the mean of per-seed differences and its 95 % Student t interval,
-    mean ± t_{0.975, n−1} · sd / √n. With one difference the interval is (−inf, inf); with
-    identical differences it is the point itself."""
-    d = np.asarray([x for x in differences if math.isfinite(x)], dtype=float)
-    if not len(d):
-        return math.nan, math.nan, math.nan
-    mean = float(d.mean())
-    if len(d) == 1:
-        return mean, -math.inf, math.inf
-    half = t_quantile(len(d) - 1) * float(d.std(ddof=1)) / math.sqrt(len(d))
-    return mean, mean - half, mean + half
-
 
 def outcome(low: float, high: float, differences: Sequence[float]) -> str:
     """How a paired interval reads (see the module docstring)."""

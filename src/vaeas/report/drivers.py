@@ -16,6 +16,7 @@ from ..pipeline import (
     TABLES,
     baselines,
     baselines_paths,
+    claims_paths,
     fig2_runs,
     figure_inputs,
     figure_path,
@@ -34,8 +35,8 @@ from ..pipeline import (
 from ..data.catalog import TRAIN_SIZES
 from .claims import check_claims, write_claims
 from .figures import combine_mc, figure_kl_decomposition, figure_mc_vs_softmax, figure_reconstructions, figure_table
-from .provenance import Section, collect_stage_times, provenance, read_metrics, write_report
-from .scope import Scale, scope_banner
+from .provenance import Section, provenance, read_metrics, stage_times_from_seeds, write_report
+from .scope import EXPERIMENT_NAMES, PAPER_SCALE, Scale, scope_banner
 from .seeds import read_seed_rows, seed_rows, write_seed_rows
 from .tables import build_table, write_table
 
@@ -43,7 +44,8 @@ from .tables import build_table, write_table
 
 def banner(cfg: Config) -> str:
     """The scope banner of the profile: per experiment, the data set its runs use, N, the
-    epochs of its runs (their own overrides applied) and the seeds."""
+    epochs of its runs (their own overrides applied) and the seeds; then every deviation from
+    the paper's setting in force (:func:`deviations`)."""
     scales = []
     for experiment in exps.EXPERIMENTS:
         runs = exps.runs(cfg, experiment)
@@ -53,7 +55,62 @@ def banner(cfg: Config) -> str:
             full = TRAIN_SIZES[runs[0].dataset]
             n = min(configs[0].data.train_size or full, full)      # data.train_size: a seeded subset
             scales.append(Scale(experiment, runs[0].dataset, n, epochs, len(exps.seeds(cfg))))
-    return scope_banner(cfg.profile, scales)
+    return scope_banner(cfg.profile, scales, deviations(cfg))
+
+
+#: The paper's setting that a profile may leave (§5.1, §5.3; Burda et al. 2015 for the architecture).
+PAPER_SETTING = {"activation": "tanh", "init": "glorot", "iw_samples": 4096}
+
+
+def deviations(cfg: Config) -> list[str]:
+    """Every way the profile's runs leave the paper's setting, one line each, read from the
+    resolved configurations of its runs (so a run's own override counts)."""
+    runs = exps.distinct(exps.runs(cfg))
+    configs = [exps.config_for(cfg, r) for r in runs]
+    if not configs:
+        return []
+    out = []
+    datasets = {r.dataset for r in runs}
+    if "omniglot" in datasets and {c.data.omniglot_source for c in configs} & {"lake"}:
+        out.append("Omniglot is made from Lake et al.'s official 105×105 images, inverted and area-averaged to 28×28 "
+                   "(`data.omniglot_source: lake`), not Burda et al.'s 28×28 `chardata.mat` the paper used (its hash is "
+                   "unpublished; docs/decisions.md, Data)")
+    if datasets & {"digits", "omniglot-mini"}:
+        out.append("embedded stand-ins for the paper's data sets (" + ", ".join(sorted(datasets & {"digits", "omniglot-mini"}))
+                   + "): trends are comparable, absolute numbers are not")
+    acts = sorted({c.model.activation for c in configs})
+    if acts != [PAPER_SETTING["activation"]]:
+        out.append(f"activation {', '.join(acts)} instead of the paper's {PAPER_SETTING['activation']} "
+                   f"(initialisation {', '.join(sorted({c.model.init for c in configs}))}; docs/regime.md §2)")
+    elif sorted({c.model.init for c in configs}) != [PAPER_SETTING["init"]]:
+        out.append(f"initialisation {', '.join(sorted({c.model.init for c in configs}))} instead of Glorot")
+    sizes = sorted({c.data.train_size for c in configs if c.data.train_size})
+    if sizes:
+        out.append(f"N = {', '.join(f'{n:,}' for n in sizes)} training images per data set (a fixed seeded subset; the paper: "
+                   "MNIST 55,000, Omniglot 24,345): every model of this N overfits, MI's ceiling is log N")
+    off: dict[str, set[int]] = {}
+    for run, c in zip(runs, configs):
+        paper_epochs = PAPER_SCALE.get(run.experiment, (None, None, None))[2]
+        if paper_epochs and c.training.epochs != paper_epochs:
+            off.setdefault(run.experiment, set()).add(c.training.epochs)
+    if off:
+        out.append("epochs: " + "; ".join(
+            f"{EXPERIMENT_NAMES[e].split(' (')[0]} {'–'.join(str(x) for x in sorted({min(v), max(v)}))} "
+            f"(the paper: {PAPER_SCALE[e][2]})" for e, v in off.items()))
+    ks = sorted({c.evaluation.iw_samples for c in configs})
+    tests = sorted({c.evaluation.iw_max_examples for c in configs})
+    if ks != [PAPER_SETTING["iw_samples"]] or tests != [0]:
+        subset = ("" if tests == [0] else
+                  f" on the first {', '.join(f'{t:,}' for t in tests if t)} test images (the paper: the whole test set)")
+        out.append(f"IW-NLL with k = {', '.join(f'{k:,}' for k in ks)} importance samples (the paper: "
+                   f"k = {PAPER_SETTING['iw_samples']:,}){subset}")
+    every = sorted({c.training.validate_every for c in configs} - {0})
+    if every:
+        out.append("beyond the paper: a validation IW-NLL every " + (
+            "epoch" if every == [1] else f"{', '.join(map(str, every))} epochs") + "; "
+                   "the tables' NLL is the last epoch's, as the paper's, with the best-validation model's beside it "
+                   "in Table B")
+    return out
 
 
 def make_seeds(cfg: Config, experiment: str) -> None:
@@ -158,22 +215,34 @@ def make_figure(cfg: Config, name: str) -> None:
 
 
 def make_claims(cfg: Config) -> None:
-    frames = {n: _table_frame(cfg, n) for n in tables(cfg)}
+    """``vaeas claims``: every claim judged on the per-seed rows (results/<profile>/seeds/), and the
+    consistency checks."""
+    from .claims import consistency_checks
+    from .tables import PAPER_N, our_train_size
+    from .verdict import scale_note, write_verdict
+
+    rows = {n: _metrics_rows(cfg, TABLES[n]) for n in tables(cfg)}
+    table_b = {e: _metrics_rows(cfg, e) for e in baselines(cfg)}
     mc = logs = None
     if exps.runs(cfg, "fig2"):
         mc = combine_mc(*_fig2_frames(cfg))
         logs = _fig3_logs(cfg)
-    write_claims(check_claims(frames, mc, logs), f"{results_dir(cfg)}/claims.md", banner(cfg))
+    claims = check_claims(rows, mc, logs, table_b)
+    claims_md, verdict_md = claims_paths(cfg)
+    write_claims(claims, claims_md, banner(cfg), consistency_checks(rows, logs))
+    first = 2 if 2 in rows else (min(rows) if rows else None)      # the paper's MNIST tables
+    note = scale_note(rows[first], our_train_size(pd.DataFrame(rows[first])), PAPER_N[first]) if first else ""
+    write_verdict(claims, verdict_md, note)
 
 
 def make_report(cfg: Config, params_path: str) -> None:
+    """``vaeas report``: REPORT.md from the committed products under results/<profile>/ alone (the
+    per-seed files carry each model's train and evaluation seconds), so it rebuilds without runs/."""
     _require(report_inputs(cfg))
-    runs = [(run, seed) for run in exps.distinct(exps.runs(cfg)) for seed in exps.seeds(cfg)]
-    rows = read_metrics([metrics_path(run, cfg, seed) for run, seed in runs])
-    # Stage times are keyed by the run's place under runs/<profile>/ (experiment/run/seed<S>).
-    logs = {f"{run.experiment}/{run.name}/seed{seed}": pd.read_csv(log_path(run, cfg, seed)) for run, seed in runs}
+    seed_rows_all = [r for e in experiments_with_runs(cfg) for r in read_seed_rows(seeds_path(cfg, e))]
     res = results_dir(cfg)
-    sections = [Section("Claims", files=[f"{res}/claims.md"])]
+    claims_md, verdict_md = claims_paths(cfg)
+    sections = [Section("Verdict", files=[verdict_md]), Section("Claims", files=[claims_md])]
     titles = {1: "Table 1 — active units vs decoder depth", 2: "Table 2 — MNIST", 3: "Table 3 — Omniglot"}
     for n in tables(cfg):
         ds = exps.runs(cfg, TABLES[n])[0].dataset
@@ -188,10 +257,32 @@ def make_report(cfg: Config, params_path: str) -> None:
                                 files=[md, png]))
     for name in figures(cfg):
         if name in names:
-            sections.append(Section(names[name], files=[figure_path(cfg, name)]))
+            note = FIGURE_NOTES.get(name, "") if name not in ("fig4", "fig5") or _subset(cfg, name) else ""
+            sections.append(Section(names[name], body=note, files=[figure_path(cfg, name)]))
     sections.append(Section("Per-seed results", body=_seeds_summary(cfg)))
-    prov = provenance(params_path, collect_stage_times(rows, logs), profile=cfg.profile)
+    prov = provenance(params_path, stage_times_from_seeds(seed_rows_all), profile=cfg.profile)
     write_report(f"{res}/REPORT.md", sections, prov, banner(cfg))
+
+
+#: What a figure's numbers are, where a reader would otherwise compare unlike quantities.
+FIGURE_NOTES = {
+    "fig3": ("The curves are the training log's per-epoch means over minibatches: inputs binarised afresh at each "
+             "draw and the model still moving within the epoch. Figure 2's legend and the tables evaluate the final "
+             "model once, on a fixed binarisation of the training images (`evaluation.binarize_seed`). The two need "
+             "not agree exactly (on mnist-cpu's labels1000 model, seed 0: KL 17.27 at the last epoch here, MI + MD "
+             "17.55 in Figure 2's legend); how much of that each cause explains is not measured."),
+    "fig5": ("These models were trained on a small subset of the training images (the scope banner) and "
+             "memorise it (NLL_train far below NLL_test): a test reconstruction can then look like a training "
+             "image rather than its own input, a sign of the scale, not of the method."),
+}
+FIGURE_NOTES["fig4"] = FIGURE_NOTES["fig5"]
+
+
+def _subset(cfg: Config, name: str) -> bool:
+    """Whether Figure ``name``'s models were trained on a subset of their data set's training images."""
+    run = exps.reconstruction_runs(cfg)[name][0]
+    size = exps.config_for(cfg, run).data.train_size
+    return bool(size) and size < TRAIN_SIZES[run.dataset]
 
 
 def _seeds_summary(cfg: Config) -> str:

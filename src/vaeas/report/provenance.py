@@ -21,22 +21,17 @@ from .tables import _num
 # ---------------------------------------------------------------------------------------------
 # Provenance and the report
 
-def collect_stage_times(metrics_rows: Sequence[Mapping] = (), logs: Mapping[str, pd.DataFrame] | None = None) -> dict[str, float]:
-    """Wall time (s) per stage: training from the logs' per-epoch ``seconds`` (summed per run),
-    evaluation from each metrics.json's ``seconds``; keys ``train: <run>``, ``evaluate: <run>``
-    and the totals ``train (total)``, ``evaluate (total)``."""
+def stage_times_from_seeds(rows: Sequence[Mapping]) -> dict[str, float]:
+    """Wall time (s) per model from per-seed rows (results/<profile>/seeds/*.csv): ``train: <run_id>``
+    from ``train_seconds`` and ``evaluate: <run_id>`` from ``eval_seconds``, once per trained model
+    (a row that shares another run's model, ``trained_as``, is that model), and the totals."""
     times: dict[str, float] = {}
-    for name, frame in (logs or {}).items():
-        if "seconds" in frame:
-            times[f"train: {name}"] = float(frame["seconds"].sum())
-    for row in metrics_rows:
-        if math.isfinite(_num(row.get("seconds"))):
-            name = row.get("run_id") or (f"{row.get('dataset')} {row.get('objective')} a={_num(row.get('alpha')):g} "
-                                         f"b={_num(row.get('beta')):g} L={row.get('decoder_layers')} s={row.get('seed')}")
-            key, i = f"evaluate: {name}", 2
-            while key in times:
-                key, i = f"evaluate: {name} #{i}", i + 1
-            times[key] = float(row["seconds"])
+    for row in rows:
+        if row.get("trained_as"):
+            continue
+        for stage, key in (("train", "train_seconds"), ("evaluate", "eval_seconds")):
+            if math.isfinite(_num(row.get(key))):
+                times[f"{stage}: {row['run_id']}"] = float(row[key])
     for stage in ("train", "evaluate"):
         parts = [v for k, v in times.items() if k.startswith(f"{stage}: ")]
         if parts:
@@ -56,7 +51,7 @@ def provenance(params_path: str | os.PathLike, stage_times: Mapping[str, float],
     """What produced the report: git commit and dirty flag (of the repository holding
     ``params_path``), sha256 of params.yaml, the profile (``profile`` or the file's ``profile``
     key), package versions (None if not installed), this machine's CPU / CUDA device, and
-    ``stage_times`` (see :func:`collect_stage_times`)."""
+    ``stage_times`` (see :func:`stage_times_from_seeds`)."""
     params_path = Path(params_path)
     repo = params_path.resolve().parent
     commit = _git(["rev-parse", "HEAD"], repo)
@@ -170,5 +165,5 @@ def read_metrics(paths: Sequence[str | os.PathLike]) -> list[dict]:
     return rows
 
 
-__all__ = ["collect_stage_times", "provenance", "format_provenance", "Section", "IMAGE_SUFFIXES",
+__all__ = ["stage_times_from_seeds", "provenance", "format_provenance", "Section", "IMAGE_SUFFIXES",
            "write_report", "read_metrics"]

@@ -53,13 +53,16 @@ def _line(scale: Scale) -> str:
     return f"> - {EXPERIMENT_NAMES[scale.experiment]}: {ours}; the paper: {theirs}"
 
 
-def scope_banner(profile: str, scales: Sequence[Scale]) -> str:
+def scope_banner(profile: str, scales: Sequence[Scale], deviations: Sequence[str] = ()) -> str:
     """The Markdown block a report opens with: the profile, then per experiment the data set
-    used, N, epochs and seeds beside the paper's; and, where a data set is not the paper's, what
-    that changes in the tables (no Δ) and the claims (titled with our data)."""
+    used, N, epochs and seeds beside the paper's; every deviation from the paper's setting in
+    force (``deviations``, one line each); and, where a data set is not the paper's, what that
+    changes in the tables (no Δ) and the claims (titled with our data)."""
     used = ", ".join(DATA_NAMES.get(d, d) for d in dict.fromkeys(s.dataset for s in scales)) or "none"
     lines = [f"> **Scope: profile `{profile}`; data actually used: {used}.**", ">"]
     lines += [_line(s) for s in scales]
+    if deviations:
+        lines += [">", "> **Deviations from the paper in force:**", ">"] + [f"> - {d}" for d in deviations]
     other = [s for s in scales if not same_data(s.dataset, PAPER_SCALE[s.experiment][0])]
     smaller = [s for s in scales if s not in other and s.train_size < PAPER_SCALE[s.experiment][1]]
     if smaller:
