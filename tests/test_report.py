@@ -794,3 +794,15 @@ def test_the_banner_lists_every_deviation_from_the_papers_setting_in_force():
     assert deviations(load_config(REPO / "params.yaml", profile="paper")) == []
     banner = R.banner(load_config(REPO / "params.yaml", profile="mnist-cpu"))
     assert "> **Deviations from the paper in force:**\n>\n> - Omniglot is made from Lake" in banner
+
+
+def test_tables_2_3_show_the_best_validation_nll_beside_the_last_epochs(tmp_path):
+    rows = [metrics_row(seed=s, nll_test=150.0 + s, best_nll_test=130.0 + 2 * s, best_epoch=140 + 20 * s) for s in (0, 1)]
+    df = R.build_table(2, rows)
+    row = df[df.config == "VAE-AS α=1 β=1"].iloc[0]
+    assert row["best_nll_test_mean"] == pytest.approx(131.0) and row["best_epoch_mean"] == 150
+    R.write_table(df, tmp_path / "t.csv", tmp_path / "t.md")
+    text = (tmp_path / "t.md").read_text()
+    assert "| NLL_test (best valid.)" in text and "| best epoch" in text
+    assert "131.00 ± 1.41" in text and "| 150 ± 14.14" in text        # a count: whole, no decimals
+    assert "early stopping as the paper's setting would select it" in text

@@ -27,8 +27,13 @@ TABLE_METRICS = {1: ("au", "kl_test", "nll_test"), 2: METRICS, 3: METRICS}
 #: Our checks of the softmax estimates (beyond the paper, issue 10): the Monte Carlo MI / MD over
 #: all N training posteriors and the estimates of a classifier refit on the frozen final
 #: posteriors (vaeas.refit). No paper value; shown in Tables 2/3 when any run has them.
-CHECKS = ("mi_mc", "md_mc", "refit_mi", "refit_md")
-CHECK_LABELS = {"mi_mc": "MI_MC", "md_mc": "MD_MC", "refit_mi": "MI_refit", "refit_md": "MD_refit"}
+#: Also beyond the paper (issue 19, item 2; D38): the test IW-NLL of the model at the epoch of the
+#: lowest validation IW-NLL, and that epoch, where training validated.
+CHECKS = ("mi_mc", "md_mc", "refit_mi", "refit_md", "best_nll_test", "best_epoch")
+CHECK_LABELS = {"mi_mc": "MI_MC", "md_mc": "MD_MC", "refit_mi": "MI_refit", "refit_md": "MD_refit",
+                "best_nll_test": "NLL_test (best valid.)", "best_epoch": "best epoch"}
+#: Metrics that are counts: shown whole when whole, else with one decimal.
+COUNTS = ("au", "best_epoch")
 #: Column headers of the Markdown tables.
 METRIC_LABELS = {"nll_test": "NLL_test", "kl_test": "KL_test", "au": "AU", "nll_train": "NLL_train",
                  "kl_train": "KL_train", "mi": "MI", "md": "MD", "sc": "SC"}
@@ -306,9 +311,9 @@ def _table_of(df: pd.DataFrame) -> int:
 def _fmt(value: float, metric: str, signed: bool = False) -> str:
     if value is None or not math.isfinite(value):
         return "—"
-    if metric == "au" and not signed and float(value).is_integer():
+    if metric in COUNTS and not signed and float(value).is_integer():
         text = f"{int(value)}"
-    elif metric == "au":
+    elif metric in COUNTS:
         text = f"{value:+.1f}" if signed else f"{value:.1f}"
     else:
         text = f"{value:+.2f}" if signed else f"{value:.2f}"
@@ -319,7 +324,7 @@ def format_cell(mean: float, sd: float, paper: float, delta: float, metric: str)
     """One cell of :func:`format_table`: ``mean ± sd (paper p, Δ d)`` (see the module docstring)."""
     ours = _fmt(mean, metric)
     if math.isfinite(mean) and math.isfinite(sd):
-        ours += f" ± {_fmt(sd, metric if metric != 'au' else 'sd')}"
+        ours += f" ± {_fmt(sd, metric if metric not in COUNTS else 'sd')}"
     if not math.isfinite(paper):
         return ours
     if not math.isfinite(mean):
@@ -386,6 +391,10 @@ def write_table(df: pd.DataFrame, csv_path: str | os.PathLike, md_path: str | os
         caption += (" Beyond the paper: MI_MC / MD_MC are Monte Carlo estimates over all N training "
                     "posteriors (what the softmax MI / MD estimate); MI_refit / MD_refit come from a "
                     "classifier refit to convergence on the frozen final posteriors (docs/regime.md).")
+    if "best_nll_test_mean" in df.columns and df["best_nll_test_mean"].notna().any():
+        caption += (" NLL_test (best valid.): the test IW-NLL of the model kept at the epoch of the lowest "
+                    "validation IW-NLL (best epoch), i.e. early stopping as the paper's setting would select it "
+                    "(docs/decisions.md D38); the other columns, like the paper's, are the last epoch's.")
     write_text(md_path, f"{caption}\n\n{format_table(df)}\n")
 
 
