@@ -198,6 +198,29 @@ def cmd_claims(args) -> None:
     make_claims(_config(args))
 
 
+def cmd_verify(args) -> None:
+    import tempfile
+
+    from . import verify as V
+
+    cfg = _config(args)
+    cells = V.select(cfg, V.committed_rows(cfg), args.runs, args.seeds, args.sample, args.sample_seed)
+    scratch = args.scratch or tempfile.mkdtemp(prefix="vaeas-verify-")
+    if Path(scratch).resolve().is_relative_to(Path("runs").resolve()):
+        raise VaeasError(f"--scratch {scratch} lies under runs/: verify never writes there")
+    table, verdicts = V.verify(cfg, cells, scratch, args.data_root, args.threads, progress=not args.quiet)
+    print(V.format_verify(table, verdicts))
+    if args.out:
+        from .io import atomic_path
+
+        with atomic_path(args.out) as tmp:
+            table.to_csv(tmp, index=False)
+    bad = [c for c, v in verdicts.items() if v == V.DIFFERS]
+    if bad:
+        raise VaeasError(f"{len(bad)} of {len(verdicts)} cell(s) differ from the committed numbers beyond seed noise: "
+                         + ", ".join(bad))
+
+
 def cmd_report(args) -> None:
     from .report.drivers import make_report
 
@@ -337,6 +360,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="REPORT.md with every table, figure, claim and the provenance")
     _add_config_args(p)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("verify", help="retrain committed cells in a scratch directory and compare with the committed "
+                                      "per-seed numbers (bitwise / within seed noise / differs)")
+    p.add_argument("--runs", nargs="+", default=[], metavar="EXPERIMENT.RUN", help="cells to rerun, e.g. table2.a1_b1")
+    p.add_argument("--seeds", nargs="+", type=int, default=[], help="seeds of those runs (default: every committed seed)")
+    p.add_argument("--sample", type=int, default=0, metavar="K", help="or: a seeded random sample of K committed cells")
+    p.add_argument("--sample-seed", type=int, default=0)
+    p.add_argument("--scratch", default=None, help="where to train (default: a new temporary directory; never runs/)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: the committed row's)")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--out", default=None, help="also write the comparison as CSV")
+    p.add_argument("--quiet", action="store_true")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("dvc-yaml", help="generate dvc.yaml for a profile from params.yaml")
     p.add_argument("--out", default="dvc.yaml")

@@ -1,0 +1,193 @@
+"""``vaeas verify``: retrain committed cells in a scratch directory and compare them with the
+committed per-seed numbers (issue 20, item 3).
+
+A cell is one run of the grid at one seed, as a row of ``results/<profile>/seeds/<experiment>.csv``
+records it. Each cell is trained and evaluated afresh under ``--scratch`` (never under runs/), with
+the committed row's thread count, and compared metric by metric with the committed value:
+
+* **bitwise** — every metric equal to the committed one exactly. Expected only on the same CPU
+  model, torch version and thread count (float32 training is chaotic; D41, docs/reliability.md).
+* **within seed noise** — every |rerun − committed| ≤ :data:`Z_MAX` · sd, the sd of that run's
+  metric over its committed seeds (with a floor of :data:`FLOOR`: one unit for a count, 0.01 nats
+  otherwise, so that a run whose seeds agree exactly does not demand bitwise agreement on another CPU:
+  with AU equal on every seed, 3 units are allowed).
+  A rerun on another machine is another draw of the seed distribution, so this is the most one can
+  ask there.
+* **differs** — some metric beyond that; ``vaeas verify`` then exits with status 2, naming the cells.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import cpu_model
+from . import experiments as exps
+from .config import Config, with_overrides
+from .errors import VaeasError
+
+#: The metrics compared: Tables 2–3's columns and the Monte Carlo MI, where the row has them.
+METRICS = ("nll_test", "kl_test", "au", "nll_train", "kl_train", "mi", "md", "sc", "mi_mc", "best_nll_test")
+#: "Within seed noise": |rerun − committed| ≤ Z_MAX · (the run's seed sd, at least FLOOR).
+Z_MAX = 3.0
+FLOOR = {"au": 1.0}
+DEFAULT_FLOOR = 0.01
+
+BITWISE, NOISE, DIFFERS = "bitwise", "within seed noise", "differs"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One committed (run, seed) to rerun: the run that trains the model and its committed row."""
+
+    run: exps.Run
+    seed: int
+    row: Mapping
+    sd: Mapping[str, float]
+
+    @property
+    def id(self) -> str:
+        return f"{self.run.id}.seed{self.seed}"
+
+
+def committed_rows(cfg: Config) -> pd.DataFrame:
+    """Every committed per-seed row of the profile (results/<profile>/seeds/*.csv)."""
+    from .pipeline import experiments_with_runs, seeds_path
+
+    frames = [pd.read_csv(seeds_path(cfg, e), dtype={"run": str, "trained_as": str, "cpu": str})
+              for e in experiments_with_runs(cfg) if Path(seeds_path(cfg, e)).is_file()]
+    if not frames:
+        raise VaeasError(f"no committed per-seed results under results/{cfg.profile}/seeds/; nothing to verify")
+    return pd.concat(frames, ignore_index=True)
+
+
+def select(cfg: Config, rows: pd.DataFrame, run_ids: Sequence[str] = (), seeds: Sequence[int] = (),
+           sample: int = 0, sample_seed: int = 0) -> list[Cell]:
+    """The cells named by ``run_ids`` (``table2.a1_b1``; a run sharing another's model is that
+    model) at ``seeds`` (default: every committed seed), or a seeded random ``sample`` of the
+    committed cells that train a model of their own. Names are checked before anything runs."""
+    own = rows[rows["trained_as"].fillna("") == ""].set_index("run_id")
+    if run_ids:
+        wanted = []
+        for rid in run_ids:
+            run = exps.resolve(cfg, rid)
+            owner = exps.resolve(cfg, run.same_as) if run.same_as else run
+            for seed in (seeds or exps.seeds(cfg)):
+                wanted.append((owner, int(seed)))
+    else:
+        if sample <= 0:
+            raise VaeasError("give --runs EXPERIMENT.RUN ... or --sample K")
+        pool = [(run, s) for run in exps.distinct(exps.runs(cfg)) for s in exps.seeds(cfg)
+                if f"{run.id}.seed{s}" in own.index]
+        if not pool:
+            raise VaeasError(f"no committed cell of profile '{cfg.profile}' to sample from")
+        wanted = random.Random(sample_seed).sample(pool, min(sample, len(pool)))
+    cells, seen = [], set()
+    for run, seed in wanted:
+        cid = f"{run.id}.seed{seed}"
+        if cid in seen:
+            continue
+        seen.add(cid)
+        if cid not in own.index:
+            raise VaeasError(f"cell {cid} has no committed row in results/{cfg.profile}/seeds/{run.experiment}.csv")
+        runs_rows = own[own["experiment"].eq(run.experiment) & own["run"].astype(str).eq(run.name)]
+        sd = {m: float(pd.to_numeric(runs_rows[m], errors="coerce").std(ddof=1)) for m in METRICS if m in runs_rows}
+        cells.append(Cell(run, seed, own.loc[cid].to_dict(), sd))
+    return cells
+
+
+def expected_seconds(cells: Sequence[Cell]) -> float:
+    """The committed wall seconds of training and evaluating the cells (on their machine)."""
+    return float(sum(_num(c.row.get("train_seconds")) + _num(c.row.get("eval_seconds")) for c in cells
+                     if math.isfinite(_num(c.row.get("train_seconds")))))
+
+
+def _num(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def rerun(cfg: Config, cell: Cell, scratch: str | Path, data_root: str | None = None, threads: int | None = None,
+          progress: bool = True) -> dict:
+    """Train and evaluate one cell under ``scratch``; its metrics dict. Threads: ``threads``, else
+    the committed row's, else the config's."""
+    import torch
+
+    from .evaluation import evaluate, load_for_eval
+    from .training import train
+
+    conf = exps.config_for(cfg, cell.run)
+    if data_root:
+        conf = with_overrides(conf, {"data.root": str(data_root)}, source="vaeas verify --data-root", grid=False)
+    n = threads or (int(_num(cell.row.get("threads"))) if math.isfinite(_num(cell.row.get("threads"))) else 0)
+    if n:
+        conf = with_overrides(conf, {"training.threads": n}, source="vaeas verify", grid=False)
+        torch.set_num_threads(n)
+    out = Path(scratch) / cell.run.experiment / cell.run.name / f"seed{cell.seed}" / exps.MODEL_FILE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    train(conf, cell.run.spec(cell.seed), out, progress=progress)
+    model, meta = load_for_eval(str(out), conf.training.device)
+    return evaluate(model, meta, data_root, progress=progress)
+
+
+def compare(cell: Cell, new: Mapping) -> tuple[list[dict], str]:
+    """Per metric: committed, rerun, difference, difference in seed sds; and the cell's verdict."""
+    out, equal, inside = [], True, True
+    for m in METRICS:
+        old, now = _num(cell.row.get(m)), _num(new.get(m))
+        if not (math.isfinite(old) and math.isfinite(now)):
+            continue
+        diff = now - old
+        sd = cell.sd.get(m, math.nan)
+        scale = max(sd if math.isfinite(sd) else 0.0, FLOOR.get(m, DEFAULT_FLOOR))
+        z = diff / sd if math.isfinite(sd) and sd > 0 else math.nan
+        equal &= now == old
+        inside &= abs(diff) <= Z_MAX * scale
+        out.append({"cell": cell.id, "metric": m, "committed": old, "rerun": now, "difference": diff,
+                    "in seed sds": z, "seed sd": sd})
+    return out, BITWISE if equal and out else (NOISE if inside and out else DIFFERS)
+
+
+def verify(cfg: Config, cells: Sequence[Cell], scratch: str | Path, data_root: str | None = None,
+           threads: int | None = None, progress: bool = True, say=print) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Rerun and compare every cell; the per-metric table and the verdict per cell."""
+    from tqdm import tqdm
+
+    machine = {"cpu": cpu_model()}
+    expected = expected_seconds(cells)
+    cpus = sorted({str(c.row.get("cpu")) for c in cells})
+    say(f"vaeas verify: {len(cells)} cell(s) ({', '.join(c.id for c in cells)}); the committed runs took "
+        f"{expected / 60:.1f} min of one job each on {', '.join(cpus)}; this machine: {machine['cpu']}")
+    rows, verdicts = [], {}
+    bar = tqdm(cells, desc="verify", unit="cell", disable=not progress)
+    for cell in bar:
+        bar.set_postfix_str(cell.id)
+        start = time.perf_counter()
+        table, verdict = compare(cell, rerun(cfg, cell, scratch, data_root, threads, progress=False))
+        same = (str(cell.row.get("cpu")) == machine["cpu"])
+        verdicts[cell.id] = verdict
+        rows += [{**r, "verdict": verdict, "same CPU model": same, "seconds": round(time.perf_counter() - start, 1)}
+                 for r in table]
+    return pd.DataFrame(rows), verdicts
+
+
+def format_verify(table: pd.DataFrame, verdicts: Mapping[str, str]) -> str:
+    from tabulate import tabulate
+
+    if table.empty:
+        return "no metrics to compare"
+    shown = table.assign(**{c: table[c].map(lambda x: f"{x:.4g}" if isinstance(x, float) and math.isfinite(x) else "—")
+                            for c in ("committed", "rerun", "difference", "in seed sds", "seed sd")})
+    text = tabulate(shown[["cell", "metric", "committed", "rerun", "difference", "seed sd", "in seed sds"]].values.tolist(),
+                    headers=["cell", "metric", "committed", "rerun", "difference", "seed sd", "in seed sds"],
+                    tablefmt="github", disable_numparse=True)
+    lines = [f"{cid}: {v}" for cid, v in verdicts.items()]
+    return text + "\n\n" + "\n".join(lines)
