@@ -25,7 +25,6 @@ from ..io import write_text
 from .stats import FAIL, INCONCLUSIVE, NA, PASS, Rule, combine, judge, judge_point, mean_interval
 from .tables import (
     FIG3_REL_TOL,
-    METRIC_LABELS,
     MI_BOUND_TOL,
     PAPER_N,
     TABLE_DATASETS,

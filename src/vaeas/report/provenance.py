@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 
 from .. import cpu_model, gpu_driver_present, package_versions
 from ..io import sha256_file, write_text
