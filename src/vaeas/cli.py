@@ -199,26 +199,9 @@ def cmd_claims(args) -> None:
 
 
 def cmd_verify(args) -> None:
-    import tempfile
+    from .verify import main
 
-    from . import verify as V
-
-    cfg = _config(args)
-    cells = V.select(cfg, V.committed_rows(cfg), args.runs, args.seeds, args.sample, args.sample_seed)
-    scratch = args.scratch or tempfile.mkdtemp(prefix="vaeas-verify-")
-    if Path(scratch).resolve().is_relative_to(Path("runs").resolve()):
-        raise VaeasError(f"--scratch {scratch} lies under runs/: verify never writes there")
-    table, verdicts = V.verify(cfg, cells, scratch, args.data_root, args.threads, progress=not args.quiet)
-    print(V.format_verify(table, verdicts))
-    if args.out:
-        from .io import atomic_path
-
-        with atomic_path(args.out) as tmp:
-            table.to_csv(tmp, index=False)
-    bad = [c for c, v in verdicts.items() if v == V.DIFFERS]
-    if bad:
-        raise VaeasError(f"{len(bad)} of {len(verdicts)} cell(s) differ from the committed numbers beyond seed noise: "
-                         + ", ".join(bad))
+    main(_config(args), args)
 
 
 def cmd_report(args) -> None:

@@ -191,3 +191,25 @@ def format_verify(table: pd.DataFrame, verdicts: Mapping[str, str]) -> str:
                     tablefmt="github", disable_numparse=True)
     lines = [f"{cid}: {v}" for cid, v in verdicts.items()]
     return text + "\n\n" + "\n".join(lines)
+
+
+def main(cfg: Config, args) -> None:
+    """``vaeas verify``: select the cells, rerun them, print the comparison (and write ``--out``);
+    a VaeasError (exit status 2) naming the cells that differ."""
+    import tempfile
+
+    cells = select(cfg, committed_rows(cfg), args.runs, args.seeds, args.sample, args.sample_seed)
+    scratch = args.scratch or tempfile.mkdtemp(prefix="vaeas-verify-")
+    if Path(scratch).resolve().is_relative_to(Path("runs").resolve()):
+        raise VaeasError(f"--scratch {scratch} lies under runs/: verify never writes there")
+    table, verdicts = verify(cfg, cells, scratch, args.data_root, args.threads, progress=not args.quiet)
+    print(format_verify(table, verdicts))
+    if args.out:
+        from .io import atomic_path
+
+        with atomic_path(args.out) as tmp:
+            table.to_csv(tmp, index=False)
+    bad = [c for c, v in verdicts.items() if v == DIFFERS]
+    if bad:
+        raise VaeasError(f"{len(bad)} of {len(verdicts)} cell(s) differ from the committed numbers beyond seed noise: "
+                         + ", ".join(bad))

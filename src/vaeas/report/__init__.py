@@ -2,7 +2,9 @@
 
 One module per product: :mod:`~vaeas.report.seeds` (per-seed results, what the tables are
 computed from), :mod:`~vaeas.report.tables`, :mod:`~vaeas.report.figures`,
-:mod:`~vaeas.report.claims`, :mod:`~vaeas.report.provenance` (provenance and REPORT.md), and
+:mod:`~vaeas.report.claims` (with :mod:`~vaeas.report.claim`, :mod:`~vaeas.report.stats`,
+:mod:`~vaeas.report.figure_claims`, :mod:`~vaeas.report.consistency`, :mod:`~vaeas.report.verdict`),
+:mod:`~vaeas.report.provenance` (provenance and REPORT.md), and
 :mod:`~vaeas.report.drivers`, what ``vaeas seeds|table|figure|claims|report`` run. Every public
 name of the others is re-exported here.
 
@@ -94,9 +96,10 @@ from .figures import (  # noqa: F401
     figure_reconstructions, figure_table,
 )
 from .claims import (  # noqa: F401
-    Claim, Consistency, data_label, trend_rule, check_claims, baseline_claims, consistency_checks,
-    claims_summary, format_claims, write_claims,
+    Claim, data_label, trend_rule, check_claims, claims_summary, format_claims, write_claims,
 )
+from .baselines import baseline_claims  # noqa: F401
+from .consistency import Consistency, consistency_checks, format_consistency  # noqa: F401
 from .stats import (  # noqa: F401
     Rule, t_quantile, mean_interval, judge, judge_point, combine,
 )

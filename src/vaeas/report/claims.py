@@ -14,101 +14,29 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .. import objectives
 from ..io import write_text
-from .stats import FAIL, INCONCLUSIVE, NA, PASS, Rule, combine, judge, judge_point, mean_interval
+from .baselines import baseline_claims
+from .claim import (  # noqa: F401  (re-exported: the claims' API)
+    CAUGHT_UP_TOL, NA, OUTCOMES, SEPARATED_TOL, Check, Claim, Stat, _dataset_of, _esc, _judged, _seed_of, _signed,
+    data_label,
+)
+from .consistency import format_consistency
+from .figure_claims import fig2_claims
+from .stats import Rule
 from .tables import (
-    FIG3_REL_TOL,
     MI_BOUND_TOL,
     PAPER_N,
     TABLE_DATASETS,
     TREND_RHO,
     _sweep,
     build_table,
-    our_dataset,
-    paper_values,
-    same_data,
 )
-
-#: Tolerance of the "caught up" claims (issue 10's target |softmax MI − Monte Carlo MI| ≤ 0.3),
-#: also the margin of the shared-label and evasion claims.
-CAUGHT_UP_TOL = 0.3
-#: Monte Carlo MI within this of log S at the smallest S means the posteriors are separated: every
-#: posterior's mass sits on its own mean, the estimate is exactly log S and its sd 0 whatever S is.
-SEPARATED_TOL = 0.05
-
-OUTCOMES = (PASS, FAIL, INCONCLUSIVE, NA)
-
-
-@dataclass
-class Claim:
-    """One claim: its ``rule``, our ``outcome`` with the per-seed statistic's mean and 95 %
-    interval over ``n`` seeds, and ``paper_outcome``, the same rule on the paper's numbers."""
-
-    id: str
-    statement: str
-    outcome: str
-    evidence: str
-    paper_outcome: str = NA
-    rule: str = ""
-    n: int = 0
-    mean: float = math.nan
-    low: float = math.nan
-    high: float = math.nan
-
-    @property
-    def passed(self) -> bool | None:
-        """True for PASS, False for FAIL, None for INCONCLUSIVE or N/A."""
-        return {PASS: True, FAIL: False}.get(self.outcome)
-
-    @property
-    def paper_passed(self) -> bool | None:
-        return {PASS: True, FAIL: False}.get(self.paper_outcome)
-
-    def interval_text(self) -> str:
-        """"−0.94 [−1.00, −0.81], n = 3", or what stands in its place."""
-        if self.n == 0 or not math.isfinite(self.mean):
-            return "—"
-        if self.n == 1:
-            return f"{_signed(self.mean)}, n = 1 (no interval)"
-        return f"{_signed(self.mean)} [{_signed(self.low)}, {_signed(self.high)}], n = {self.n}"
-
-
-def _signed(x: float) -> str:
-    return f"{x:+.2f}".replace("-", "\u2212")
-
-
-#: What a check returns: the statistic (NaN = not enough data) and the words that show it.
-Stat = tuple[float, str]
-Check = Callable[[pd.DataFrame, str], Stat]
-
-
-def _judged(cid: str, statement: str, rule: Rule, per_seed: Mapping[int, float], ours_text: str,
-            paper: Stat | None, extra: str = "") -> Claim:
-    """A claim from per-seed statistics: mean, interval (clipped to the statistic's range), outcome."""
-    values = {s: v for s, v in per_seed.items() if v is not None and math.isfinite(v)}
-    mean, low, high = mean_interval(list(values.values()))
-    low, high = rule.clip(low, high) if values else (low, high)
-    outcome = judge(rule, low, high) if values else NA
-    seeds = ", ".join(f"seed {s}: {_signed(v)}" for s, v in sorted(values.items()))
-    ev = f"ours: {ours_text}" + (f"; {rule.statistic} per seed: {seeds}" if values else "")
-    paper_outcome, paper_text = NA, "—"
-    if paper is not None:
-        paper_outcome, paper_text = judge_point(rule, paper[0]), paper[1]
-    return Claim(cid, statement, outcome, f"{ev}{extra}. Paper: {paper_text}.", paper_outcome, rule.text(),
-                 len(values), mean, low, high)
-
-
-def _seed_of(row: Mapping) -> int:
-    seed = row.get("seed", 0)
-    return int(seed) if seed is not None and not (isinstance(seed, float) and math.isnan(seed)) else 0
-
 
 def _table_claim(cid: str, statement: str, rule: Rule, check: Check, table: int,
                  rows: Sequence[Mapping] | None) -> Claim:
@@ -256,18 +184,6 @@ def _evasion_check(df: pd.DataFrame, source: str) -> Stat:
 # ---------------------------------------------------------------------------------------------
 # The claims of Tables 1–3
 
-def data_label(ours: str | None, paper: str) -> str:
-    """How a claim names its data: the paper's data set when ours is the same (or we have no
-    results), else ours with the paper's beside it, e.g. "digits (paper: MNIST)"."""
-    return paper if same_data(ours, paper) else f"{ours} (paper: {paper})"
-
-
-def _dataset_of(rows: Sequence[Mapping] | None) -> str | None:
-    if not rows:
-        return None
-    return our_dataset(pd.DataFrame([{"dataset": r.get("dataset")} for r in rows]))
-
-
 def _table_claims(table: int, rows: Sequence[Mapping] | None) -> list[Claim]:
     ds = data_label(_dataset_of(rows), TABLE_DATASETS[table])
     t = f"T{table}"
@@ -314,204 +230,7 @@ def _table1_claim(rows: Sequence[Mapping] | None) -> Claim:
 
 
 # ---------------------------------------------------------------------------------------------
-# Table B: VAE-AS(1, β) against β-VAE(β), paired by seed
-
-#: The Table B claims: metric, rule on VAE-AS − β-VAE, what it would mean.
-BASELINE_CLAIMS = (("au", "AU", Rule("AU(VAE-AS) − AU(β-VAE)", ">", 0), "more active units"),
-                   ("nll_test", "NLL", Rule("NLL_test(VAE-AS) − NLL_test(β-VAE)", "<", 0), "a lower NLL_test"))
-
-
-def baseline_claims(dataset_rows: Mapping[str, Sequence[Mapping]]) -> list[Claim]:
-    """Per data set of Table B: VAE-AS(1, β) has more AU / a lower NLL_test than β-VAE(β) at every β
-    both ran, paired by seed. Each β is judged by its own interval; the claim is FAIL if any β fails,
-    PASS if all pass, else INCONCLUSIVE."""
-    from .baselines import paired_comparisons
-
-    claims = []
-    for name, rows in dataset_rows.items():
-        pairs = paired_comparisons(rows) if rows else pd.DataFrame()
-        ds = data_label(_dataset_of(rows), "MNIST" if "mnist" in name.lower() else "Omniglot")
-        tag = name.split("_")[-1].upper() if "_" in name else name.upper()
-        for metric, short, rule, meaning in BASELINE_CLAIMS:
-            statement = (f"{ds}: VAE-AS(α = 1, β) has {meaning} than β-VAE(β) at every β, paired by seed (what VAE-AS "
-                         f"adds beyond the β-VAE its objective reduces to; beyond the paper, stated before it was run)")
-            cid = f"TB-{tag}-{short}"
-            sub = pairs[pairs["metric"] == metric] if not pairs.empty else pairs
-            if sub.empty:
-                claims.append(Claim(cid, statement, NA, "ours: no paired VAE-AS / β-VAE runs. Paper: no β-VAE.", NA, rule.text()))
-                continue
-            parts, outcomes = [], []
-            for _, p in sub.iterrows():
-                low, high = float(p["low"]), float(p["high"])
-                outcomes.append(judge(rule, low, high))
-                interval = (f"[{_signed(low)}, {_signed(high)}]" if math.isfinite(low) else "no interval")
-                parts.append(f"β={p['beta']:g}: {_signed(p['mean'])} {interval} ({outcomes[-1]})")
-            n = int(sub["n"].min())
-            claims.append(Claim(cid, statement, combine(outcomes),
-                                f"ours: {rule.statistic}, mean over {n} seeds [95 % t interval]: " + "; ".join(parts)
-                                + ". Paper: the paper has no β-VAE.", NA, rule.text(), n))
-    return claims
-
-
-# ---------------------------------------------------------------------------------------------
-# Figure 2: the Monte Carlo estimates against S and the softmax estimates
-
-def _model_groups(frame: pd.DataFrame) -> list[tuple[str, int, pd.DataFrame]]:
-    ids = [c for c in ("model", "dataset", "alpha", "beta", "seed", "label_count", "run") if c in frame.columns]
-    if not ids:
-        return [("run", 0, frame)]
-    out = []
-    for key, group in frame.groupby(ids, sort=False, dropna=False):
-        key = key if isinstance(key, tuple) else (key,)
-        name = str(group["model"].iloc[0]) if "model" in group else ", ".join(map(str, key))
-        out.append((name, _seed_of(group.iloc[0]), group))
-    return out
-
-
-def _fig2_claims(mc: pd.DataFrame | None, ds: str) -> list[Claim]:
-    no_paper = "Figure 2 is a plot without numbers (§5.2 describes the drift, the larger sd and the softmax agreement)"
-    specs = {
-        "Fig2-MC-drift": ("Monte Carlo MI and MD drift from their largest-S value as S shrinks: |MC(S_min) − MC(S_max)| > "
-                          "|MC(S_next) − MC(S_max)| (§5.2, Fig. 2)",
-                          Rule("min of |MC(S_min) − MC(S_max)| − |MC(S_next) − MC(S_max)|", ">", 0)),
-        "Fig2-MC-sd": ("The Monte Carlo sd over repeats grows as S shrinks: sd(S_min) > sd(S_max), for MD, and for MI "
-                       f"where the posteriors overlap (MC MI(S_min) below log S_min − {SEPARATED_TOL}: separated posteriors "
-                       "give MI = log S exactly, sd 0 at every S) (§5.2, Fig. 2)",
-                       Rule("min of sd(S_min) − sd(S_max)", ">", 0)),
-        "Fig2-softmax": ("The softmax estimates are closer to the largest-S Monte Carlo estimate than the smallest-S "
-                         "Monte Carlo estimate is, MI and MD (§5.2, Fig. 2)",
-                         Rule("min of |MC(S_min) − MC(S_max)| − |softmax − MC(S_max)|", ">", 0)),
-        "Fig2-shared-labels": ("with V < N shared labels the softmax MI under-reads the Monte Carlo MI by log(N/V) "
-                               f"(within {CAUGHT_UP_TOL} nats): its ceiling is log V (§3.3; beyond the paper, stated "
-                               "before it was run)",
-                               Rule("|(MC MI − softmax MI) − log(N/V)|", "<=", CAUGHT_UP_TOL)),
-    }
-    if mc is None or mc.empty:
-        return [Claim(cid, f"{ds}: {text}", NA, f"ours: no Monte Carlo results. Paper: {no_paper}.", NA, rule.text())
-                for cid, (text, rule) in specs.items()]
-    values: dict[str, dict[int, list[float]]] = {cid: {} for cid in specs}
-    texts: dict[str, list[str]] = {cid: [] for cid in specs}
-
-    def note(cid, seed, value, text):
-        texts[cid].append(text)
-        if value is not None and math.isfinite(value):
-            values[cid].setdefault(seed, []).append(value)
-
-    for name, seed, group in _model_groups(mc):
-        stats = group.groupby("size")[["mi", "md"]].agg(["mean", "std"]).sort_index(ascending=False)
-        sizes = list(stats.index)
-        s_max, s_min = sizes[0], sizes[-1]
-        for q in ("mi", "md"):
-            mean, sd = stats[(q, "mean")], stats[(q, "std")]
-            if len(sizes) >= 3:
-                d_min, d_next = abs(mean[s_min] - mean[s_max]), abs(mean[sizes[1]] - mean[s_max])
-                note("Fig2-MC-drift", seed, d_min - d_next, f"{name} {q.upper()}: |Δ| at S={s_min:,} {d_min:.2f} vs at "
-                                                          f"S={sizes[1]:,} {d_next:.2f}")
-            else:
-                note("Fig2-MC-drift", seed, None, f"{name}: needs ≥ 3 sizes S, has {len(sizes)}")
-            separated = q == "mi" and mean[s_min] >= math.log(s_min) - SEPARATED_TOL
-            if separated:
-                note("Fig2-MC-sd", seed, None, f"{name} MI: not judged, separated posteriors (MC MI at S={s_min:,} "
-                                               f"{mean[s_min]:.3f} = log S {math.log(s_min):.3f})")
-            elif len(sizes) >= 2 and math.isfinite(sd[s_min]) and math.isfinite(sd[s_max]):
-                note("Fig2-MC-sd", seed, sd[s_min] - sd[s_max], f"{name} {q.upper()}: sd at S={s_min:,} {sd[s_min]:.3f} "
-                                                              f"vs at S={s_max:,} {sd[s_max]:.3f}")
-            else:
-                note("Fig2-MC-sd", seed, None, f"{name}: needs ≥ 2 sizes and ≥ 2 repeats")
-            soft_col = f"softmax_{q}"
-            soft = group[soft_col].dropna() if soft_col in group else pd.Series(dtype=float)
-            if len(soft) and len(sizes) >= 2:
-                e_soft, e_min = abs(soft.iloc[0] - mean[s_max]), abs(mean[s_min] - mean[s_max])
-                note("Fig2-softmax", seed, e_min - e_soft, f"{name} {q.upper()}: |softmax {soft.iloc[0]:.2f} − "
-                                                         f"MC(S={s_max:,}) {mean[s_max]:.2f}| = {e_soft:.2f} vs "
-                                                         f"|MC(S={s_min:,}) − MC(S={s_max:,})| = {e_min:.2f}")
-            else:
-                note("Fig2-softmax", seed, None, f"{name} {q.upper()}: no softmax estimate or < 2 sizes")
-        count = group["label_count"].iloc[0] if "label_count" in group else math.nan
-        log_n = group["log_n"].iloc[0] if "log_n" in group else math.nan
-        soft_mi = group["softmax_mi"].iloc[0] if "softmax_mi" in group else math.nan
-        if count and math.isfinite(count) and math.isfinite(log_n) and math.log(count) < log_n - 1e-9 and math.isfinite(soft_mi):
-            under, expect = stats[("mi", "mean")][s_max] - soft_mi, log_n - math.log(count)
-            note("Fig2-shared-labels", seed, abs(under - expect),
-                 f"{name}: MC(S={s_max:,}) − softmax MI = {stats[('mi', 'mean')][s_max]:.2f} − {soft_mi:.2f} = {under:.2f} "
-                 f"vs log(N/V) = {expect:.2f}")
-    claims = []
-    for cid, (text, rule) in specs.items():
-        per_seed = {s: min(v) for s, v in values[cid].items()}
-        shown = "; ".join(texts[cid]) or "no model with V < N shared labels"
-        claims.append(_judged(cid, f"{ds}: {text}", rule, per_seed, shown, (math.nan, no_paper)))
-    return claims
-
-
-# ---------------------------------------------------------------------------------------------
-# Consistency checks: identities that hold by construction for our estimators
-
-@dataclass
-class Consistency:
-    """An identity our estimators satisfy by construction: reported, never counted as evidence."""
-
-    id: str
-    identity: str
-    ours: str
-    paper: str
-    why: str
-
-
-def _md_identity(rows_by_table: Mapping[int, Sequence[Mapping]]) -> Consistency:
-    ours, paper = [], []
-    for table in (2, 3):
-        rows = [r for r in rows_by_table.get(table) or [] if r.get("objective") == objectives.VAEAS.name]
-        dev = [abs(float(r["md"]) - (float(r["kl_train"]) - float(r["log_n"]) + float(r["sc"]))) for r in rows
-               if all(math.isfinite(_float(r.get(k))) for k in ("md", "kl_train", "log_n", "sc"))]
-        if dev:
-            ours.append(f"Table {table}: max |MD − (KL_train − log N + SC)| = {max(dev):.2g} over {len(dev)} runs")
-        p = paper_values(table)
-        p = p[p["method"] == objectives.VAEAS.name].dropna(subset=["md", "kl_train", "sc"])
-        pdev = (p["md"] - (p["kl_train"] - math.log(PAPER_N[table]) + p["sc"])).abs()
-        paper.append(f"Table {table}: max {pdev.max():.3f} over {len(pdev)} rows with log N = log {PAPER_N[table]:,}")
-    return Consistency(
-        "MD-identity", "MD = KL_train − log N + SC (eq. 10, with the softmax MI = log N − SC)",
-        "; ".join(ours) or "no VAE-AS rows", "; ".join(paper),
-        "ours holds by construction: our MD is computed from this identity. The paper's rows satisfy it to within "
-        "the rounding of three 2-decimal numbers (≤ 0.015), evidence that the paper computed MD the same way, "
-        "from the training KL and the classifier's SC, not by an independent estimate")
-
-
-def _float(x) -> float:
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _kl_decomposition(logs: pd.DataFrame | None) -> Consistency:
-    paper = paper_values(2)
-    row = paper[(paper["method"] == objectives.VAEAS.name) & (paper["alpha"] == 1.0) & (paper["beta"] == 1.0)].iloc[0]
-    p_sum = row["mi"] + row["md"]
-    paper_text = (f"Table 2 (α=β=1): KL_train {row['kl_train']:.2f} vs MI + MD {p_sum:.2f} "
-                  f"({abs(row['kl_train'] - p_sum) / row['kl_train']:.1%})")
-    identity = ("mean KL = MI + MD + (H − SC) (Appendix 7.1; Fig. 3 plots MI + MD against the KL), i.e. "
-                f"|KL − (MI + MD)| ≤ {FIG3_REL_TOL:.0%} of KL when the classifier's entropy H equals its cross-entropy SC")
-    why = ("holds by construction whenever MD comes from eq. 10 on the same minibatches as the KL: the residual is "
-           "H − SC, the classifier's entropy minus its cross-entropy on its own labels, small once it is confident; "
-           "with V < N shared labels MI is capped at log V and the sum adds log(N/V)")
-    frame = None if logs is None else logs.dropna(subset=[c for c in ("mi", "md") if c in logs.columns])
-    if frame is None or frame.empty or not {"mi", "md", "kl", "epoch"} <= set(frame.columns):
-        return Consistency("KL-decomposition", identity, "no VAE-AS training log", paper_text, why)
-    texts = []
-    for name, _, group in _model_groups(frame.drop(columns=["md_gap"], errors="ignore")):
-        last = group.sort_values("epoch").iloc[-1]
-        gap = float(frame.loc[group.index, "md_gap"].iloc[0]) if "md_gap" in frame.columns else 0.0
-        total = last["mi"] + last["md"] + gap
-        rel = abs(last["kl"] - total) / abs(last["kl"]) if last["kl"] else math.inf
-        what = f"MI + MD + log(N/V) = {last['mi'] + last['md']:.2f} + {gap:.2f}" if gap else "MI + MD"
-        texts.append(f"{name}: epoch {int(last['epoch'])} KL {last['kl']:.2f} vs {what} = {total:.2f} ({rel:.1%})")
-    return Consistency("KL-decomposition", identity, "; ".join(texts), paper_text, why)
-
-
-def consistency_checks(rows_by_table: Mapping[int, Sequence[Mapping]], logs: pd.DataFrame | None) -> list[Consistency]:
-    return [_md_identity(rows_by_table), _kl_decomposition(logs)]
-
+# Shared by the figure claims and the consistency checks
 
 # ---------------------------------------------------------------------------------------------
 # All claims, their summary and claims.md
@@ -532,7 +251,7 @@ def check_claims(rows_by_table: Mapping[int, Sequence[Mapping]], mc: pd.DataFram
     claims += baseline_claims(baselines or {})
     frames = [f for f in (mc, logs) if f is not None and "dataset" in f.columns and f["dataset"].notna().any()]
     ds = data_label(str(frames[0]["dataset"].dropna().iloc[0]) if frames else None, "MNIST")
-    claims += _fig2_claims(mc, ds)
+    claims += fig2_claims(mc, ds)
     return claims
 
 
@@ -545,21 +264,7 @@ def claims_summary(claims: Sequence[Claim]) -> str:
             f"Paper's own numbers: {counts(c.paper_outcome for c in claims)}.")
 
 
-def _esc(s) -> str:
-    return str(s).replace("|", "\\|")
-
-
-def format_consistency(checks: Sequence[Consistency]) -> str:
-    from tabulate import tabulate
-
-    body = [[c.id, _esc(c.identity), _esc(c.ours), _esc(c.paper), _esc(c.why)] for c in checks]
-    return ("**Consistency checks (not claims).** Identities that hold by construction for our estimators; "
-            "they show the code computes what it says, and count no PASS.\n\n"
-            + tabulate(body, headers=["Check", "Identity", "Ours", "Paper's numbers", "Why it is not evidence"],
-                       tablefmt="github", disable_numparse=True) + "\n")
-
-
-def format_claims(claims: Sequence[Claim], banner: str = "", checks: Sequence[Consistency] = ()) -> str:
+def format_claims(claims: Sequence[Claim], banner: str = "", checks: Sequence = ()) -> str:
     """The claims as a Markdown table with the summary line above it (and ``banner``, the
     report's scope, above that), then the consistency checks."""
     from tabulate import tabulate
@@ -580,7 +285,7 @@ def format_claims(claims: Sequence[Claim], banner: str = "", checks: Sequence[Co
 
 
 def write_claims(claims: Sequence[Claim], path: str | os.PathLike, banner: str = "",
-                 checks: Sequence[Consistency] = ()) -> None:
+                 checks: Sequence = ()) -> None:
     """Write ``claims.md``: the scope ``banner`` (:func:`vaeas.report.scope.scope_banner`),
     the summary line, the claims table and the consistency checks."""
     write_text(path, format_claims(claims, banner, checks))

@@ -217,7 +217,7 @@ def make_figure(cfg: Config, name: str) -> None:
 def make_claims(cfg: Config) -> None:
     """``vaeas claims``: every claim judged on the per-seed rows (results/<profile>/seeds/), and the
     consistency checks."""
-    from .claims import consistency_checks
+    from .consistency import consistency_checks
     from .tables import PAPER_N, our_train_size
     from .verdict import scale_note, write_verdict
 

@@ -27,13 +27,11 @@ TABLE_METRICS = {1: ("au", "kl_test", "nll_test"), 2: METRICS, 3: METRICS}
 #: Our checks of the softmax estimates (beyond the paper, issue 10): the Monte Carlo MI / MD over
 #: all N training posteriors and the estimates of a classifier refit on the frozen final
 #: posteriors (vaeas.refit). No paper value; shown in Tables 2/3 when any run has them.
-#: Also beyond the paper (issue 19, item 2; D38): the test IW-NLL of the model at the epoch of the
-#: lowest validation IW-NLL, and that epoch, where training validated.
+#: And (issue 19, item 2; D38) the test IW-NLL at the epoch of the lowest validation IW-NLL, and that epoch.
 CHECKS = ("mi_mc", "md_mc", "refit_mi", "refit_md", "best_nll_test", "best_epoch")
 CHECK_LABELS = {"mi_mc": "MI_MC", "md_mc": "MD_MC", "refit_mi": "MI_refit", "refit_md": "MD_refit",
                 "best_nll_test": "NLL_test (best valid.)", "best_epoch": "best epoch"}
-#: Metrics that are counts: shown whole when whole, else with one decimal.
-COUNTS = ("au", "best_epoch")
+COUNTS = ("au", "best_epoch")      # shown whole when whole, else with one decimal
 #: Column headers of the Markdown tables.
 METRIC_LABELS = {"nll_test": "NLL_test", "kl_test": "KL_test", "au": "AU", "nll_train": "NLL_train",
                  "kl_train": "KL_train", "mi": "MI", "md": "MD", "sc": "SC"}
@@ -62,7 +60,6 @@ CELL_LEGEND_NO_DELTA_SCALE = (
     "− log N + SC, MI against its own bound log N, and the softmax against the Monte Carlo estimates (the "
     "claims check each). NLL, KL, MI, MD and SC in nats; AU is a count of latent dimensions. "
     "'—': not run / not reported.")
-
 TREND_RHO = 0.8
 MI_BOUND_TOL = 0.5
 FIG3_REL_TOL = 0.05
