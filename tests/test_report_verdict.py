@@ -7,8 +7,8 @@ from vaeas.report import Claim
 from vaeas.report.verdict import PAPER_CLAIMS, format_verdict, scale_note, verdict_rows
 
 
-def claim(cid, outcome, paper="PASS", mean=1.0, low=0.5, high=1.5, n=3, evidence=""):
-    return Claim(cid, cid, outcome, evidence, paper, "x > 0", n, mean, low, high)
+def claim(cid, outcome, paper="PASS", mean=1.0, low=0.5, high=1.5, n=3, evidence="", members=()):
+    return Claim(cid, cid, outcome, evidence, paper, "x > 0", n, mean, low, high, members)
 
 
 def au_row(claims):
@@ -19,7 +19,7 @@ def test_every_row_reads_its_outcome():
     tb = "β=0.1: +1.00 [+0.50, +1.50] (PASS); β=0.2: −1.00 [−3.00, +1.00] (INCONCLUSIVE)"
     for outcome, words in [("PASS", "the claim holds"), ("FAIL", "the claim does not hold"),
                            ("INCONCLUSIVE", "the claim is not decided by our seeds")]:
-        row = au_row([claim("T2-AU-vs-VAE", outcome), claim("TB-MNIST-AU", "INCONCLUSIVE", "N/A", evidence=tb)])
+        row = au_row([claim("T2-AU-vs-VAE", outcome), claim("TB-MNIST-AU", "INCONCLUSIVE", "N/A", evidence=tb, members=("PASS", "INCONCLUSIVE"))])
         assert row[0].startswith("VAE-AS alleviates posterior collapse")
         assert f"In our setting {words}" in row[3]
         assert "T2-AU-vs-VAE **" + outcome + "** (+1.00 [+0.50, +1.50], n = 3)" in row[1]

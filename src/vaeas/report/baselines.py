@@ -251,5 +251,5 @@ def baseline_claims(dataset_rows: Mapping[str, Sequence[Mapping]]) -> list[Claim
             n = int(sub["n"].min())
             claims.append(Claim(cid, statement, combine(outcomes),
                                 f"ours: {rule.statistic}, mean over {n} seeds [95 % t interval]: " + "; ".join(parts)
-                                + ". Paper: the paper has no β-VAE.", NA, rule.text(), n))
+                                + ". Paper: the paper has no β-VAE.", NA, rule.text(), n, members=tuple(outcomes)))
     return claims

@@ -38,6 +38,8 @@ class Claim:
     mean: float = math.nan
     low: float = math.nan
     high: float = math.nan
+    #: a "for every" claim's per-member outcomes (Table B: one per β), in order
+    members: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool | None:

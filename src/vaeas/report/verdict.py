@@ -80,9 +80,9 @@ def _cell(items: list[tuple[str, Claim]]) -> str:
 
 
 def _per_beta(items: list[tuple[str, Claim]]) -> str:
-    """How many of Table B's per-β paired intervals (in the claims' evidence) contain 0."""
-    judged = sum(c.evidence.count(f"({o})") for _, c in items for o in (PASS, FAIL, INCONCLUSIVE))
-    open_ = sum(c.evidence.count(f"({INCONCLUSIVE})") for _, c in items)
+    """How many of Table B's per-β paired intervals (the claims' members) contain 0."""
+    judged = sum(o in (PASS, FAIL, INCONCLUSIVE) for _, c in items for o in c.members)
+    open_ = sum(o == INCONCLUSIVE for _, c in items for o in c.members)
     return f"{open_} of {judged} paired intervals contain 0"
 
 
