@@ -20,7 +20,7 @@ MAX_LINES = 400
 #: Layers, lowest first: a module may import its own layer or a lower one, never a higher one.
 #: data → models → estimators/metrics → training → evaluation → reporting, config a leaf.
 LAYER = {
-    "vaeas": 0, "errors": 0, "io": 0,
+    "vaeas": 0, "errors": 0, "io": 0, "readers": 0, "progress": 0,
     "config": 1, "runtime": 1,
     "data": 2,
     "models": 3,

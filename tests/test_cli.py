@@ -131,3 +131,24 @@ def test_version_lists_the_key_packages_as_installed(capsys):
     text = format_provenance(prov)
     cells = {tuple(c.strip() for c in line.strip("|").split("|")) for line in text.splitlines() if line.startswith("| package ")}
     assert cells == {(f"package {name}", metadata.version(name)) for name in ("vaeas", *vaeas.KEY_PACKAGES)}
+
+
+def test_train_with_progress_lines_logs_the_pace_and_ends_with_a_summary(tmp_path, capsys):
+    """The pipeline's train jobs: lines (not a tqdm bar) in the job's log, and a last line on
+    stdout with epochs, loss, KL and seconds, which the train rule echoes into Snakemake's output."""
+    root = tmp_path / "data"
+    data.process("digits", DataConfig(root=str(root)))
+    capsys.readouterr()
+    params = tmp_path / "params.yaml"
+    params.write_text(f"data:\n  root: {root}\nmodel:\n  hidden_units: 16\n  decoder_layers: 1\n"
+                      "training:\n  epochs: 2\n  device: cpu\n")
+    model = tmp_path / "run" / "model.pt"
+    code, out, err = run_cli(capsys, "train", "--params", str(params), "--dataset", "digits", "--objective", "vae",
+                             "--out", str(model), "--progress", "lines")
+    assert code == 0, err
+    assert [l.split(",")[0] for l in err.splitlines()] == ["train digits VAE seed 0: epoch 1/2", "train digits VAE seed 0: epoch 2/2"], err
+    log = (tmp_path / "run" / "model.log.csv").read_text().splitlines()
+    last = dict(zip(log[0].split(","), log[-1].split(",")))
+    seconds = sum(float(dict(zip(log[0].split(","), l.split(",")))["seconds"]) for l in log[1:])
+    assert out == (f"vaeas: wrote {model} (digits VAE seed 0: 2 epochs, loss {float(last['loss']):.2f}, "
+                   f"kl {float(last['kl']):.2f}, {seconds:.0f} s of training)\n")

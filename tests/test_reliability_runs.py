@@ -416,3 +416,22 @@ def test_a_dry_run_changes_no_file_in_any_state_and_a_second_run_during_a_run_ch
     snakemake(proj, "--cores", "2", *ci)
     assert (proj / "runs/ci/table2/a1_b1/seed0/model.pt.stale").is_file()
     assert "Nothing to be done" in dry()
+    # A damaged file one stage wrote for another (item 2): a preview and a real run name it in one
+    # line and start no job, so every finished output stays (Snakemake would have removed the
+    # outputs of the job reading it before that job failed); the remedy re-evaluates one model.
+    metrics = proj / "runs/ci/table2/a5_b1/seed0/metrics.json"
+    metrics.write_text('{"nll_test": 4')
+    line = (f"vaeas: error: {metrics.relative_to(proj)}: not valid JSON (Expecting ',' delimiter at line 1 "
+            "column 15); delete it and rerun: its model is evaluated again (nothing is retrained)")
+    before = tree_hash(proj)
+    for preview in (["-n"], []):
+        run = subprocess.run([str(BIN / "snakemake"), *preview, "--cores", "2", *ci], cwd=proj, env=ENV,
+                             capture_output=True, text=True, timeout=300)
+        said = run.stdout + run.stderr
+        assert run.returncode != 0 and line in said.splitlines() and "Traceback" not in said, said
+        assert tree_hash(proj) == before, preview
+    metrics.unlink()
+    out = dry()
+    assert re.search(r"^evaluate\s+1$", out, re.M) and not re.search(r"^train\s", out, re.M), out
+    snakemake(proj, "--cores", "2", *ci)
+    assert "Nothing to be done" in dry()

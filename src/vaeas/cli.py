@@ -99,10 +99,14 @@ def cmd_train(args) -> None:
     if args.config and finished.restore(args.config, out):
         print(f"vaeas: {out}: restored the model already trained with this configuration ({out}.kept)")
         return
-    path = train(cfg, spec, out, progress=not args.quiet)
+    from .progress import training_summary
+
+    mode = args.progress or ("none" if args.quiet else "bar")
+    path = train(cfg, spec, out, progress={"bar": True, "lines": "lines", "none": False}[mode])
     if args.config:
         finished.keep(args.config, out)
-    print(f"vaeas: wrote {path}")
+    print(f"vaeas: wrote {path}{training_summary(spec.describe(), path)}")
+
 
 
 def _hyper_parameters(items: list[str]) -> dict:
@@ -299,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="a run's config.json written by 'vaeas resolve' (the pipeline's way)")
     p.add_argument("--out", default=None, help="model file to write (default with --config: model.pt beside it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--progress", choices=("bar", "lines", "none"), default=None,
+                   help="bar: tqdm (default); lines: a line per twentieth of the run with loss, pace and time "
+                        "left, for a log file (the pipeline's jobs); none: as --quiet")
     _add_config_args(p)
     p.set_defaults(func=cmd_train)
 

@@ -171,7 +171,7 @@ def stages(cfg: Config, raw: dict | None = None) -> list[Stage]:
             tag = f"{run.experiment}-{run.name}-s{seed}"
             conf, data = run_config(cfg, run, seed), processed_input(cfg, run.dataset)
             model, log = run.model_path(cfg.profile, seed), log_path(run, cfg, seed)
-            out.append(Stage(f"train@{tag}", f"vaeas train --config {conf} --quiet", [data, *CODE["train"]],
+            out.append(Stage(f"train@{tag}", f"vaeas train --config {conf} --progress lines", [data, *CODE["train"]],
                              [model, log], [{conf: list(contract.TRAIN_KEYS)}], plots=[log]))
             metrics = metrics_path(run, cfg, seed)
             out.append(Stage(f"evaluate@{tag}", f"vaeas evaluate --config {conf} --model {model} --out {metrics} --quiet",
@@ -253,6 +253,20 @@ def report_inputs(cfg: Config) -> list[str]:
     return files
 
 
+#: the kinds of file one stage writes for another to read (models and data are checked elsewhere)
+READ_SUFFIXES = (".json", ".csv", ".md", ".png")
+
+
+def stage_reads(cfg: Config) -> list[str]:
+    """Every file a stage of the profile reads that another stage writes, in stage order: the
+    runs' metrics.json, mc.csv and model.log.csv, the per-seed CSVs, the tables, figures and
+    claims the report reads (checked by :mod:`vaeas.readers` before the DAG is built)."""
+    every = stages(cfg)
+    written = {o for st in every for o in st.outs}
+    return list(dict.fromkeys(d for st in every for d in st.deps
+                              if d in written and d.endswith(READ_SUFFIXES) and Path(d).name != contract.CONFIG_FILE))
+
+
 def _outs(st: Stage) -> dict:
     """outs / metrics / plots of a stage as dvc.yaml writes them."""
     def entry(o: str):
@@ -301,7 +315,7 @@ def _template(kind: str, cfg: Config) -> dict:
     conf, model = f"{d}/{contract.CONFIG_FILE}", f"{d}/{exps.MODEL_FILE}"
     if kind == "train":
         # model.log.csv is drawn by the top-level `plots:` (several columns per run; dvc_yaml)
-        return {"cmd": f"vaeas train --config {conf} --quiet", "deps": ["${item.data}", *CODE["train"]],
+        return {"cmd": f"vaeas train --config {conf} --progress lines", "deps": ["${item.data}", *CODE["train"]],
                 "params": [{conf: list(contract.TRAIN_KEYS)}], "outs": [model, f"{d}/{exps.LOG_FILE}"]}
     out_file = exps.METRICS_FILE if kind == "evaluate" else exps.MC_FILE
     command = "evaluate" if kind == "evaluate" else "mc-estimate"

@@ -29,6 +29,7 @@ import pandas as pd
 
 from . import cpu_model
 from . import experiments as exps
+from . import readers
 from .config import Config, with_overrides
 from .errors import VaeasError
 
@@ -60,8 +61,9 @@ def committed_rows(cfg: Config) -> pd.DataFrame:
     """Every committed per-seed row of the profile (results/<profile>/seeds/*.csv)."""
     from .pipeline import experiments_with_runs, seeds_path
 
-    frames = [pd.read_csv(seeds_path(cfg, e), dtype={"run": str, "trained_as": str, "cpu": str})
-              for e in experiments_with_runs(cfg) if Path(seeds_path(cfg, e)).is_file()]
+    paths = [seeds_path(cfg, e) for e in experiments_with_runs(cfg) if Path(seeds_path(cfg, e)).is_file()]
+    readers.refuse(readers.damaged(paths))
+    frames = [pd.read_csv(p, dtype={"run": str, "trained_as": str, "cpu": str}) for p in paths]
     if not frames:
         raise VaeasError(f"no committed per-seed results under results/{cfg.profile}/seeds/; nothing to verify")
     return pd.concat(frames, ignore_index=True)

@@ -1,6 +1,8 @@
 # train: one job per data set x configuration x seed. It reads everything from the run's
 # config.json; `params` carries the groups of it the model depends on (and the digest of the code
 # it runs), so editing params.yaml reruns exactly the jobs whose resolved configuration changed.
+# The job's log gets a line per twentieth of the run (epoch, loss, pace, time left: `tail -f` it);
+# its last line, the summary (epochs, loss, KL, seconds), is echoed into Snakemake's output.
 
 
 rule train:
@@ -20,4 +22,5 @@ rule train:
     log:
         "logs/{profile}/train-{experiment}-{run}-seed{seed}.log",
     shell:
-        "OMP_NUM_THREADS={threads} vaeas train --config {input.config} --out {output.model} --quiet > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} vaeas train --config {input.config} --out {output.model} --progress lines > {log} 2>&1 "
+        "&& tail -n 1 {log}"

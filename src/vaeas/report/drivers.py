@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import experiments as exps
+from .. import readers
 from ..config import Config
 from ..errors import VaeasError
 from ..pipeline import (
@@ -133,9 +134,8 @@ def _metrics_rows(cfg: Config, experiment: str) -> list[dict]:
 
 
 def _require(paths: list[str]) -> None:
-    missing = [p for p in paths if not Path(p).is_file()]
-    if missing:
-        raise VaeasError(f"missing input {missing[0]} ({len(missing)} missing); run the pipeline (snakemake or dvc repro) first")
+    """Every input exists and is sound (:func:`vaeas.readers.require`), before anything is written."""
+    readers.require(paths)
 
 
 def make_baselines(cfg: Config, experiment: str) -> None:

@@ -33,6 +33,7 @@ from ..experiments import check_fits_dataset
 from ..models import VAE, LabelSpec, make_labels
 from ..monitoring import monitor_row, monitor_subset
 from ..objectives import LOGGED, standard_normal
+from ..progress import epoch_bar
 from ..run import RunSpec
 from ..runtime import autocast_context, binarize, eval_binarized, resolve_device, tune_allocator
 from .checkpoint import CHECKPOINT_FORMAT, MODEL_FORMAT, VALID_COLUMN, load_checkpoint, run_record, save_atomic, write_log_csv
@@ -56,14 +57,15 @@ def make_optimizer(model: VAE, cfg: Config) -> torch.optim.Adam:
     ], fused=True)
 
 
-def train(cfg: Config, spec: RunSpec, out: str | Path, progress: bool = True,
+def train(cfg: Config, spec: RunSpec, out: str | Path, progress: bool | str = True,
           stop_after_epoch: int | None = None) -> Path:
     """Train one run; write the final model to ``out``.
 
     A checkpoint ``<out>.ckpt`` and the per-epoch log ``<out stem>.log.csv`` sit beside ``out``;
-    a rerun of the same command resumes from the checkpoint. ``stop_after_epoch`` ends the run
-    early (leaving the checkpoint), as an interruption would: used by tests. Returns ``out``, or
-    the checkpoint's path when stopped early.
+    a rerun of the same command resumes from the checkpoint. ``progress``: a tqdm bar (True), a
+    line per twentieth of the run for a job's log (``"lines"``, :mod:`vaeas.progress`) or nothing
+    (False). ``stop_after_epoch`` ends the run early (leaving the checkpoint), as an interruption
+    would: used by tests. Returns ``out``, or the checkpoint's path when stopped early.
     """
     tune_allocator()
     out = Path(out)
@@ -107,10 +109,7 @@ def train(cfg: Config, spec: RunSpec, out: str | Path, progress: bool = True,
     validator = Validator(cfg, dataset, device, best) if cfg.training.validate_every else None
     kept = f"the last good checkpoint {ckpt_path} is kept"
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(range(start_epoch, last_epoch), initial=start_epoch, total=cfg.training.epochs,
-               desc=f"train {spec.describe()}", disable=not progress, unit="epoch")
+    bar = epoch_bar(progress, range(start_epoch, last_epoch), start_epoch, cfg.training.epochs, f"train {spec.describe()}")
     for epoch in bar:
         t0 = time.perf_counter()
         perm = torch.randperm(n_train, generator=generator, device=device)
