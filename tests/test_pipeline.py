@@ -132,6 +132,22 @@ def test_snakemake_dag_equals_the_stage_plan(profile):
     assert snakemake_outputs(REPO, f"profile={profile}") == planned
 
 
+def test_dvc_caches_the_results_git_does_not_keep(tmp_path):
+    """results/<profile>/ is a DVC output without a cache exactly when .gitignore re-includes it
+    (the repository: demo and mnist-cpu); another profile's results are cached, so that
+    `dvc metrics diff` has a HEAD value for them (it showed "-" for every row of ci, issue 21)."""
+    assert [pipeline.results_in_git(p, REPO) for p in ("demo", "mnist-cpu", "ci", "paper")] == [True, True, False, False]
+    (tmp_path / ".gitignore").write_text("/runs/\n/results/*/\n!/results/t/\n")
+    assert pipeline.results_in_git("t", tmp_path) and not pipeline.results_in_git("u", tmp_path)
+    (tmp_path / ".gitignore").write_text("/runs/\n")
+    assert pipeline.results_in_git("u", tmp_path)
+    cfg = load_config(REPO / "params.yaml", profile="ci")
+    doc = yaml.safe_load(pipeline.dvc_yaml(cfg, root=REPO))
+    assert doc["stages"]["table2"]["outs"][0] == "results/ci/tables/table2.csv"          # cached: no options
+    doc = yaml.safe_load(pipeline.dvc_yaml(load_config(REPO / "params.yaml", profile="demo"), root=REPO))
+    assert doc["stages"]["table2"]["outs"][0] == {"results/demo/tables/table2.csv": {"cache": False}}
+
+
 def test_a_run_name_with_a_dash_goes_through_dvc_yaml(tmp_path):
     """A run named `a1-b3` passed the schema and Snakemake but broke `vaeas dvc-yaml` ("no run
     'table2.a1'": the stage tag was split on '-'). Stages now carry their run."""
@@ -143,8 +159,11 @@ def test_a_run_name_with_a_dash_goes_through_dvc_yaml(tmp_path):
     doc = yaml.safe_load(text)
     assert doc["stages"]["train"]["foreach"]["table2-a1-b3-s0"]["dir"] == "runs/t/table2/a1-b3/seed0"
     plots = {next(iter(p)): p[next(iter(p))]["y"] for p in doc["plots"]}
-    assert plots["runs/t/table2/a1-b3/seed0/model.log.csv"] == ["loss", "recon", "kl", "mi", "md", "sc"]
-    assert plots["runs/t/table2/vae/seed0/model.log.csv"] == ["loss", "recon", "kl"]
+    # one plot per experiment and quantity, a line per run (issue 21: loss and MI had one y-axis)
+    assert [k for k in plots if k.startswith("table2: ")] == [f"table2: {c}" for c in ("loss", "recon", "kl", "mi", "md", "sc")]
+    assert plots["table2: mi"]["runs/t/table2/a1-b3/seed0/model.log.csv"] == "mi"
+    assert "runs/t/table2/vae/seed0/model.log.csv" not in plots["table2: mi"]      # a VAE has no classifier
+    assert plots["table2: kl"]["runs/t/table2/vae/seed0/model.log.csv"] == "kl"
 
 
 def _ran_stages(log: str) -> set[str]:
@@ -155,10 +174,15 @@ def _ran_stages(log: str) -> set[str]:
 def test_snakemake_and_dvc_build_identical_results_and_rerun_only_an_edited_run(tmp_path):
     snake = make_project(tmp_path, "snake")
     dvcp = make_project(tmp_path, "dvc")
+    # As the ci profile in the repository: git ignores this profile's results/, so DVC caches them
+    # (pipeline.results_in_git) and `dvc metrics diff` reads a commit's rows from dvc.lock
+    (dvcp / ".gitignore").write_text("/runs/\n/results/*/\n")
     sh([str(BIN / "vaeas"), "dvc-yaml"], dvcp)
+    assert "cache: false" not in (dvcp / "dvc.yaml").read_text()
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     sh([*git, "init", "-q"], dvcp)                      # dvc metrics diff compares commits
     sh([str(BIN / "dvc"), "init", "-q"], dvcp)
+    shutil.copy(REPO / ".dvc" / "config", dvcp / ".dvc" / "config")   # as a clone has it: the offline plots page
     assert snakemake_outputs(snake) == dvc_outputs(dvcp)
 
     sh([str(BIN / "snakemake"), "--cores", "2", "--quiet"], snake)
@@ -177,9 +201,15 @@ def test_snakemake_and_dvc_build_identical_results_and_rerun_only_an_edited_run(
     mi = files["runs/t/table2/a1_b1/seed0/metrics.json"]["data"]["mi"]
     assert isinstance(mi, float) and files["results/t/tables/table2.json"]["data"]["a1_b1"]["mi"] == round(mi, 4)
     plots = json.loads(sh([str(BIN / "dvc"), "plots", "show", "--json"], dvcp))["data"]
-    curve = plots["runs/t/table2/a1_b1/seed0/model.log.csv"][0]["content"]["data"]["values"]
-    assert {row["field"] for row in curve} == {"loss", "recon", "kl", "mi", "md", "sc"}       # pipeline.curve_columns
-    assert sorted({row["epoch"] for row in curve}) == ["1", "2"] and float(curve[0]["mi"]) >= 0.0
+    assert {k for k in plots if k.startswith("table2: ")} == {f"table2: {c}" for c in ("loss", "recon", "kl", "mi", "md", "sc")}
+    curve = plots["table2: mi"][0]["content"]["data"]["values"]             # pipeline.curve_plots
+    assert {row["filename"] for row in curve} == {f"table2/{r}/seed0/model.log.csv" for r in ("a1_b1", "a1_b5")}
+    assert sorted({row["epoch"] for row in curve}) == ["1", "2"] and all(float(row["mi"]) >= 0.0 for row in curve)
+    # the HTML page renders offline: DVC's page loads vega from a CDN; ours (.dvc/config) inlines it
+    sh([str(BIN / "dvc"), "plots", "show", "-o", str(tmp_path / "plots-html")], dvcp)
+    page = (tmp_path / "plots-html" / "index.html").read_text()
+    assert "<script src" not in page and "cdn.jsdelivr" not in page, page[:2000]
+    assert page.count('var e="5.20.2"') == 1 and page.count("vegaEmbed('#") >= 6
     # dvc exp show: the values in force (the profile's resolved configuration, and each run's
     # config.json, which its stages declare as params) beside params.yaml's base values, and the
     # metrics; in the commit's row too (the configurations are in DVC's cache, runs/ is not in git).
@@ -214,6 +244,7 @@ def test_snakemake_and_dvc_build_identical_results_and_rerun_only_an_edited_run(
     # a1_b5 disappearing and a1_b4 appearing when rows were keyed by their α, β; issue 21 item 4)
     table_diff = diff["results/t/tables/table2.json"]
     assert {k.split(".")[0] for k in table_diff} == {"a1_b5"} and table_diff["a1_b5.nll_test"]["old"] is not None
+    assert table_diff["a1_b5.beta"] == {"old": 5.0, "new": 4.0, "diff": -1.0}    # HEAD's from dvc.lock + cache
     # The README's `dvc exp show` commands, on this profile. After the edit, --only-changed without
     # dependency hashes or timings: the edited key (params.yaml, the profile's and the run's
     # configuration), the run's metrics and its table row, nothing of another run.
@@ -257,3 +288,39 @@ def test_snakemake_and_dvc_build_identical_results_and_rerun_only_an_edited_run(
             assert (clone / path).read_bytes() == (dvcp / path).read_bytes(), path
     assert json.loads(sh([str(BIN / "dvc"), "status", "--json"], clone)) == {}
     assert "Data and pipelines are up to date." in sh([str(BIN / "dvc"), "status"], clone)
+
+
+@pytest.mark.slow
+def test_snakemake_after_dvc_reruns_what_its_own_records_hold_and_touch_adopts_dvcs_outputs(tmp_path):
+    """The README's sentences on using both tools in one tree (issue 21, item 3). Snakemake keeps
+    a record of the params of every output it made (.snakemake/metadata); DVC rewrites outputs
+    without touching those records, so after Snakemake built the tree and DVC rebuilt an edited
+    run, Snakemake reruns that run's training and evaluation (its record holds the old β) and
+    what reads them — what DVC just did. `snakemake --touch` records DVC's outputs as Snakemake's
+    own without changing a byte; then Snakemake has nothing to do."""
+    proj = make_project(tmp_path, "both")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    sh([str(BIN / "vaeas"), "dvc-yaml"], proj)
+    sh([*git, "init", "-q"], proj)
+    sh([str(BIN / "dvc"), "init", "-q"], proj)
+    sh([str(BIN / "snakemake"), "--cores", "2", "--quiet"], proj)
+    # after a Snakemake run, `dvc commit -f` makes DVC adopt its outputs: nothing for dvc repro to do
+    sh([str(BIN / "dvc"), "commit", "-f"], proj)
+    assert _ran_stages(sh([str(BIN / "dvc"), "repro"], proj)) == set()
+    sh([*git, "add", "-A"], proj)
+    sh([*git, "commit", "-q", "-m", "built by snakemake, committed by dvc"], proj)
+    text = (proj / "params.yaml").read_text()
+    (proj / "params.yaml").write_text(text.replace("beta: 5.0", "beta: 4.0"))
+    edited = {"train@table2-a1_b5-s0", "evaluate@table2-a1_b5-s0", "seeds-table2", "table2", "figure-table2", "claims", "report"}
+    assert _ran_stages(sh([str(BIN / "dvc"), "repro"], proj)) == edited
+    # Snakemake, whose records still say β = 5 for a1_b5's model and metrics: the same jobs again
+    dry = sh([str(BIN / "snakemake"), "-n"], proj)
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.split("Job stats:")[1], flags=re.M))
+    assert jobs == {"train": "1", "evaluate": "1", "seeds": "1", "table": "1", "figure": "1", "claims": "1", "report": "1",
+                    "all": "1", "total": "8"}, dry
+    assert "runs/t/table2/a1_b5/seed0/model.pt" in dry and "Params have changed since last execution" in dry, dry
+    files = {p: p.read_bytes() for d in ("runs", "results") for p in sorted((proj / d).rglob("*")) if p.is_file()}
+    sh([str(BIN / "snakemake"), "--touch", "--cores", "1", "--quiet"], proj)
+    assert {p: p.read_bytes() for p in files} == files                 # touched, not rewritten
+    assert "Nothing to be done" in sh([str(BIN / "snakemake"), "-n"], proj)
+    assert _ran_stages(sh([str(BIN / "dvc"), "repro"], proj)) == set()   # and DVC agrees

@@ -63,7 +63,7 @@ def _check_dvc_yaml(cfg, params: str, path: str) -> None:
     from .pipeline import dvc_yaml, load_raw
 
     current = open(path).read() if os.path.exists(path) else ""
-    if current != dvc_yaml(cfg, load_raw(params)):
+    if current != dvc_yaml(cfg, load_raw(params), root=Path(params).parent):
         raise VaeasError(f"{path} does not describe profile '{cfg.profile}' of {params} (profile, runs or seeds changed); "
                          f"run 'vaeas dvc-yaml' then 'dvc repro' again")
 
@@ -222,7 +222,7 @@ def cmd_dvc_yaml(args) -> None:
     cfg = _config(args)
     experiments.validate(cfg)
     experiments.require_runs(cfg, args.params)
-    text = dvc_yaml(cfg, load_raw(args.params))
+    text = dvc_yaml(cfg, load_raw(args.params), root=Path(args.params).parent)
     if args.check:
         current = open(args.out).read() if os.path.exists(args.out) else ""
         if current != text:

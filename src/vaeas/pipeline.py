@@ -267,11 +267,27 @@ def stage_reads(cfg: Config) -> list[str]:
                               if d in written and d.endswith(READ_SUFFIXES) and Path(d).name != contract.CONFIG_FILE))
 
 
-def _outs(st: Stage) -> dict:
-    """outs / metrics / plots of a stage as dvc.yaml writes them."""
+def results_in_git(profile: str, root: str | Path = ".") -> bool:
+    """Whether git keeps ``results/<profile>/``, read from the project's .gitignore: ``/results/*/``
+    ignores every profile's results but those re-included by ``!/results/<profile>/`` (the
+    repository keeps demo's and mnist-cpu's); without such a rule git keeps them all."""
+    try:
+        lines = [ln.strip() for ln in (Path(root) / ".gitignore").read_text().splitlines()]
+    except OSError:
+        return True
+    if not {"/results/*/", "/results/*", "results/*/", "results/*", "/results/", "results/"} & set(lines):
+        return True
+    return bool({f"!/results/{profile}/", f"!/results/{profile}", f"!results/{profile}/"} & set(lines))
+
+
+def _outs(st: Stage, in_git: bool = True) -> dict:
+    """outs / metrics / plots of a stage as dvc.yaml writes them. ``in_git``: whether git keeps
+    the profile's results/ (:func:`results_in_git`): then DVC does not cache them; else it does,
+    so that `dvc metrics diff` reads a commit's table rows from dvc.lock and the cache (with
+    neither git nor the cache holding them, every row's HEAD read "-", issue 21)."""
     def entry(o: str):
         options = {}
-        if o.startswith("results/"):
+        if o.startswith("results/") and in_git:
             options["cache"] = False        # results/ is small and committed to git
         # The run configurations are cached like the models: runs/ is not in git, and without a
         # cached copy `dvc pull` could not restore them on another machine (`dvc status` would
@@ -287,13 +303,13 @@ def _outs(st: Stage) -> dict:
     return {k: v for k, v in out.items() if v}
 
 
-def _plain(st: Stage) -> dict:
+def _plain(st: Stage, in_git: bool = True) -> dict:
     entry: dict[str, Any] = {"cmd": st.cmd}
     if st.deps:
         entry["deps"] = st.deps
     if st.params:
         entry["params"] = st.params
-    entry.update(_outs(st))
+    entry.update(_outs(st, in_git))
     return entry
 
 
@@ -306,6 +322,25 @@ def curve_columns(cfg: Config, run: exps.Run) -> list[str]:
     if definition.needs_classifier and exps.config_for(cfg, run).training.monitor_every:
         cols += ["mon_mi_mc", "mon_md_mc"]
     return cols
+
+
+def curve_plots(cfg: Config, logs: list[tuple[exps.Run, str]]) -> list[dict]:
+    """dvc.yaml's top-level ``plots``: one plot per experiment and quantity (``table2: kl``), a
+    line per run and seed, so that every plot has one scale (a loss of ~100 and an MI of ~0.01 on
+    one axis left the MI flat). ``logs``: each trained run with its model.log.csv."""
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for run, log in logs:
+        for col in curve_columns(cfg, run):
+            out.setdefault((run.experiment, col), {})[log] = col
+    return [{f"{experiment}: {col}": {"x": "epoch", "y": files, "title": f"{experiment}: {CURVE_NAMES.get(col, col)}",
+                                      "x_label": "epoch", "y_label": CURVE_NAMES.get(col, col)}}
+            for (experiment, col), files in out.items()]
+
+
+#: what a model.log.csv column is, for the plots' titles and axes
+CURVE_NAMES = {"loss": "loss (nats, training batch mean)", "recon": "reconstruction (nats)", "kl": "KL(q(z|x) || p(z)) (nats)",
+               "mi": "MI, softmax (nats)", "md": "marginal KL, softmax (nats)", "sc": "classifier cross-entropy SC (nats)",
+               "mon_mi_mc": "MI, Monte Carlo (nats)", "mon_md_mc": "marginal KL, Monte Carlo (nats)"}
 
 
 def _template(kind: str, cfg: Config) -> dict:
@@ -325,11 +360,12 @@ def _template(kind: str, cfg: Config) -> dict:
     return body
 
 
-def dvc_yaml(cfg: Config, raw: dict | None = None) -> str:
+def dvc_yaml(cfg: Config, raw: dict | None = None, root: str | Path = ".") -> str:
     """dvc.yaml text for the profile: ``resolve`` (the guard; writes every run's config.json),
     the data stages, one ``foreach`` per kind of per-run stage over the profile's runs, then the
     reporting stages. Every stage depends on the package code it runs."""
     doc: dict[str, Any] = {"stages": {}}
+    in_git = results_in_git(cfg.profile, root)
     per_run: dict[str, dict] = {"train": {}, "evaluate": {}, "mc": {}}
     runs_of: dict[str, exps.Run] = {}
     for st in stages(cfg):
@@ -342,14 +378,13 @@ def dvc_yaml(cfg: Config, raw: dict | None = None) -> str:
             if not any(k in doc["stages"] for k in per_run):
                 doc["stages"].update(dict.fromkeys(per_run))     # keep the DAG's order in the file
             continue
-        doc["stages"][st.name] = _plain(st)
+        doc["stages"][st.name] = _plain(st, in_git)
     for kind, items in per_run.items():
         if items:
             doc["stages"][kind] = {"foreach": items, "do": _template(kind, cfg)}
         else:
             doc["stages"].pop(kind, None)
-    doc["plots"] = [{f"{item['dir']}/{exps.LOG_FILE}": _FlowDict(x="epoch", y=_FlowList(curve_columns(cfg, runs_of[tag])))}
-                    for tag, item in per_run["train"].items()]        # one line per run
+    doc["plots"] = curve_plots(cfg, [(runs_of[tag], f"{item['dir']}/{exps.LOG_FILE}") for tag, item in per_run["train"].items()])
     # The profile's resolved configuration as a params file of its own: `dvc exp show` then shows the
     # values in force (runs/<profile>/config.json:training.epochs) beside params.yaml's base values,
     # which DVC always shows and, where the names coincide, labels params.yaml:training.epochs.
