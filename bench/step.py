@@ -1,4 +1,5 @@
-"""Benchmark 1: one training step at the paper's MNIST shapes against its roofline floor.
+"""Benchmark 1: one training step at the paper's MNIST shapes (or a profile's, with N classes)
+against its roofline floor.
 
 Floor = Σ over the step's unavoidable matmuls (bench.flops.training_step_matmuls) of the time
 torch.mm takes at that exact shape and layout on this machine, + the fused Adam's bytes
@@ -23,10 +24,13 @@ from .flops import ADAM_BYTES_PER_PARAM, parameter_count, training_step_matmuls
 N_TRAIN, PIXELS = 55_000, 784
 
 
-def setup(batch: int = 128, seed: int = 0, device="cpu", precision="fp32"):
-    cfg = Config(model=ModelConfig(), labels=LabelConfig(),
+def setup(batch: int = 128, seed: int = 0, device="cpu", precision="fp32", n_train: int = N_TRAIN,
+          model: ModelConfig | None = None):
+    """The step's inputs. ``n_train``: the classifier's classes (one label per training image);
+    ``model``: the MLP's configuration (default: the paper's, §5.3)."""
+    cfg = Config(model=model or ModelConfig(), labels=LabelConfig(),
                  training=TrainingConfig(batch_size=batch, device=str(device), precision=precision))
-    label_spec = make_labels(N_TRAIN, cfg.labels)
+    label_spec = make_labels(n_train, cfg.labels)
     torch.manual_seed(seed)
     model = VAE(PIXELS, cfg.model, classes=label_spec.classes, heads=label_spec.heads).to(device)
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -54,8 +58,8 @@ def make_step(cfg, model, label_spec, x, labels, gen):
     return step
 
 
-def floor_seconds(cfg: Config, batch: int, repeats: int, device="cpu") -> dict:
-    mms = training_step_matmuls(PIXELS, cfg.model, batch, N_TRAIN)
+def floor_seconds(cfg: Config, batch: int, repeats: int, device="cpu", n_train: int = N_TRAIN) -> dict:
+    mms = training_step_matmuls(PIXELS, cfg.model, batch, n_train)
     seen: dict[tuple, float] = {}
     mm_s = 0.0
     for m in mms:
@@ -63,7 +67,7 @@ def floor_seconds(cfg: Config, batch: int, repeats: int, device="cpu") -> dict:
         if key not in seen:
             seen[key] = mm_time(m.m, m.k, m.n, m.layout, repeats=repeats, device=device).best
         mm_s += seen[key] * m.count
-    params = parameter_count(PIXELS, cfg.model, N_TRAIN)
+    params = parameter_count(PIXELS, cfg.model, n_train)
     bw = copy_bandwidth(device=device)
     adam_s = ADAM_BYTES_PER_PARAM * params / bw
     flops = sum(m.flops for m in mms)
@@ -71,8 +75,9 @@ def floor_seconds(cfg: Config, batch: int, repeats: int, device="cpu") -> dict:
             "sgemm_flops_per_s": flops / mm_s, "copy_bytes_per_s": bw, "params": params}
 
 
-def run(repeats: int = 5, rounds: int = 2, with_naive: bool = True, device="cpu") -> dict:
-    cfg, model, label_spec, x, labels, gen = setup(device=device)
+def run(repeats: int = 5, rounds: int = 2, with_naive: bool = True, device="cpu", n_train: int = N_TRAIN,
+        model_cfg: ModelConfig | None = None, batch: int = 128) -> dict:
+    cfg, model, label_spec, x, labels, gen = setup(batch=batch, device=device, n_train=n_train, model=model_cfg)
     step = make_step(cfg, model, label_spec, x, labels, gen)
     best_step, best_floor, best_naive = math.inf, None, math.inf
     naive_model = naive_opt = None
@@ -81,15 +86,15 @@ def run(repeats: int = 5, rounds: int = 2, with_naive: bool = True, device="cpu"
         naive_opt = naive.naive_optimizer(naive_model)
     # Interleave floor and step measurements so that both see the same machine state.
     for _ in range(rounds):
-        f = floor_seconds(cfg, x.shape[0], repeats, device)
+        f = floor_seconds(cfg, x.shape[0], repeats, device, n_train)
         if best_floor is None or f["floor_s"] < best_floor["floor_s"]:
             best_floor = f
         best_step = min(best_step, time_fn(step, repeats, warmup=2, device=device).best)
         if with_naive:
             best_naive = min(best_naive, time_fn(
-                lambda: naive.naive_step(naive_model, naive_opt, x, labels, 1.0, 1.0, N_TRAIN, gen),
+                lambda: naive.naive_step(naive_model, naive_opt, x, labels, 1.0, 1.0, n_train, gen),
                 max(2, repeats // 2), warmup=1, device=device).best)
-    out = {**best_floor, "step_s": best_step, "ratio": best_step / best_floor["floor_s"],
+    out = {**best_floor, "n_train": n_train, "batch": batch, "step_s": best_step, "ratio": best_step / best_floor["floor_s"],
            "achieved_flops_per_s": best_floor["flops"] / best_step}
     if with_naive:
         out.update(naive_s=best_naive, speedup_vs_naive=best_naive / best_step)

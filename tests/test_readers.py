@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from vaeas import pipeline, readers
+from vaeas import readers
 from vaeas.errors import VaeasError
-from vaeas.experiments import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = {"nll_test": 90.5, "kl_test": 20.1, "au": 12, "run_id": "table2.a1_b1.seed0"}
@@ -37,7 +36,7 @@ def write(path: Path, content) -> Path:
 ])
 def test_a_damaged_metrics_file_is_named_with_what_is_wrong_and_the_remedy(tmp_path, text, what):
     path = write(tmp_path / "runs/ci/table2/a1_b1/seed0/metrics.json", text)
-    assert readers.problem(path) == f"{path}: {what}; {readers.REMEDY['metrics.json']}"
+    assert readers.problem(path) == f"{path}: {what}; {readers.REMEDY['metrics.json'].format(path=path)}"
 
 
 def test_a_sound_metrics_file_passes_also_with_nan_and_keys_a_later_version_added(tmp_path):
@@ -55,20 +54,22 @@ def test_a_sound_metrics_file_passes_also_with_nan_and_keys_a_later_version_adde
 ])
 def test_a_damaged_csv_of_a_run_is_named(tmp_path, name, text, what):
     path = write(tmp_path / "runs/ci/fig2/labels10/seed0" / name, text)
-    assert readers.problem(path) == f"{path}: {what}; {readers.REMEDY[name]}"
+    assert readers.problem(path) == f"{path}: {what}; {readers.REMEDY[name].format(path=path)}"
 
 
 def test_results_files_are_checked_by_kind_with_the_rebuild_remedy(tmp_path):
     res = tmp_path / "results/ci"
-    rebuild = readers.REMEDY["results"]
+
+    def rebuild(path):
+        return f"rebuild it: snakemake --forcerun {path}, or dvc repro"
     seeds = write(res / "seeds/table2.csv", "run_id,experiment,run\nx,table2,a1_b1\n")
-    assert readers.problem(seeds) == f"{seeds}: has no column 'seed'; {rebuild}"
+    assert readers.problem(seeds) == f"{seeds}: has no column 'seed'; {rebuild(seeds)}"
     table = write(res / "tables/table2.json", '{"a1_b1": ')
-    assert readers.problem(table) == f"{table}: not valid JSON (Expecting value at line 1 column 11); {rebuild}"
+    assert readers.problem(table) == f"{table}: not valid JSON (Expecting value at line 1 column 11); {rebuild(table)}"
     md = write(res / "claims.md", b"# Claims \xff\n")
-    assert readers.problem(md) == f"{md}: is not UTF-8 text (byte 9); {rebuild}"
+    assert readers.problem(md) == f"{md}: is not UTF-8 text (byte 9); {rebuild(md)}"
     png = write(res / "figures/fig2.png", b"GIF89a")
-    assert readers.problem(png) == f"{png}: is not a PNG image; {rebuild}"
+    assert readers.problem(png) == f"{png}: is not a PNG image; {rebuild(png)}"
     # a table's CSV needs no particular column (each table has its own), only to parse
     assert readers.problem(write(res / "tables/table2.csv", "Run,AU\na1_b1,5\n")) is None
     assert readers.problem(res / "nothing.json") is None         # missing: the DAG's business
@@ -85,19 +86,11 @@ def test_require_names_the_first_missing_then_the_first_damaged_with_a_count(tmp
     readers.require([good])
 
 
-def test_stage_reads_are_every_stage_input_another_stage_writes_and_no_model_data_or_config(tmp_path):
-    cfg = load_config(REPO / "params.yaml", profile="ci")
-    reads = pipeline.stage_reads(cfg)
-    names = {Path(p).name for p in reads}
-    assert {"metrics.json", "model.log.csv", "mc.csv", "REPORT.md"} - names == {"REPORT.md"}   # nothing reads the report
-    assert not [p for p in reads if p.endswith((".pt", ".npz")) or Path(p).name == "config.json"]
-    every = pipeline.stages(cfg)
-    outs = {o for st in every for o in st.outs}
-    # each one is some stage's dependency and another stage's output
-    assert set(reads) <= outs and set(reads) <= {d for st in every for d in st.deps}
-    for st in every:
-        if st.name.startswith(("seeds-", "table", "figure-", "claims", "report")):
-            assert [d for d in st.deps if d.endswith(pipeline.READ_SUFFIXES)] == [d for d in st.deps if d in reads], st.name
+def test_models_and_data_files_are_left_to_their_own_loaders(tmp_path):
+    """A figure's inputs include models (Figures 4-5): never read here (a paper-size model is
+    100 MB), refused where they are loaded (tests/test_reliability_files.py)."""
+    assert readers.problem(write(tmp_path / "model.pt", b"not a model")) is None
+    assert readers.problem(write(tmp_path / "digits.npz", b"not a zip")) is None
 
 
 def test_the_cli_refuses_a_damaged_seeds_file_in_one_line_and_keeps_the_table(tmp_path):
@@ -110,5 +103,6 @@ def test_the_cli_refuses_a_damaged_seeds_file_in_one_line_and_keeps_the_table(tm
     out = subprocess.run([str(Path(sys.executable).parent / "vaeas"), "table", "2", "--profile", "ci"], cwd=tmp_path,
                          capture_output=True, text=True)
     assert out.returncode == 2, out.stderr
-    assert out.stderr == f"vaeas: error: {Path('results/ci/seeds/table2.csv')}: has no column 'run'; {readers.REMEDY['results']}\n"
+    assert out.stderr == ("vaeas: error: results/ci/seeds/table2.csv: has no column 'run'; rebuild it: "
+                          "snakemake --forcerun results/ci/seeds/table2.csv, or dvc repro\n")
     assert table.read_text() == "| finished |\n" and seeds.read_text() == "run_id,experiment\n"

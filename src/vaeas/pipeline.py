@@ -253,20 +253,6 @@ def report_inputs(cfg: Config) -> list[str]:
     return files
 
 
-#: the kinds of file one stage writes for another to read (models and data are checked elsewhere)
-READ_SUFFIXES = (".json", ".csv", ".md", ".png")
-
-
-def stage_reads(cfg: Config) -> list[str]:
-    """Every file a stage of the profile reads that another stage writes, in stage order: the
-    runs' metrics.json, mc.csv and model.log.csv, the per-seed CSVs, the tables, figures and
-    claims the report reads (checked by :mod:`vaeas.readers` before the DAG is built)."""
-    every = stages(cfg)
-    written = {o for st in every for o in st.outs}
-    return list(dict.fromkeys(d for st in every for d in st.deps
-                              if d in written and d.endswith(READ_SUFFIXES) and Path(d).name != contract.CONFIG_FILE))
-
-
 def results_in_git(profile: str, root: str | Path = ".") -> bool:
     """Whether git keeps ``results/<profile>/``, read from the project's .gitignore: ``/results/*/``
     ignores every profile's results but those re-included by ``!/results/<profile>/`` (the

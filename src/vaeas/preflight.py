@@ -37,8 +37,6 @@ from pathlib import Path
 
 from . import contract
 from . import finished
-from . import pipeline
-from . import readers
 from .config import Config
 from .errors import VaeasError
 
@@ -209,9 +207,6 @@ def plan(cfg: Config, datasets: list[str], check_finished: bool = True) -> Plan:
     configs = contract.run_configs(cfg)
     if not check_finished:
         return Plan(cfg, configs, {})
-    # A damaged file one stage wrote for another is refused now, before any job: Snakemake would
-    # remove the outputs of the job that reads it before that job failed (vaeas.readers).
-    readers.refuse(readers.damaged(pipeline.stage_reads(cfg)))
     stale = finished.stale_models(cfg, configs)
     out = Plan(cfg, configs, stale)
     for ds in datasets:

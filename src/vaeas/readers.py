@@ -9,12 +9,12 @@ relies on, so a file an older version of the pipeline wrote still passes.
 
 Two callers: every ``vaeas`` command that reads such files checks them first
 (:func:`require`), so ``dvc repro`` and a user's own command stop with ``vaeas: error: <file>:
-<what>; <remedy>`` instead of a traceback; and the Snakefile checks every one that exists
-before it builds the DAG (:func:`damaged`, through :func:`vaeas.preflight.plan`). That second
-check is what keeps finished outputs: Snakemake removes a job's outputs before the job runs,
-so a table job started on a corrupt metrics.json would have deleted the finished table before
-failing, and the next run, finding nothing newer than the failed job's inputs, said "Nothing to
-be done" beside a stale report.
+<what>; <remedy>`` instead of a traceback; and the reading rules of the Snakefile check their
+inputs while the DAG is built (``checked`` in workflow/rules/common.smk, through
+:func:`damaged`). That second check is what keeps finished outputs: Snakemake removes a job's
+outputs before the job runs, so a table job started on a corrupt metrics.json would have deleted
+the finished table before failing, and the next run, finding nothing newer than the failed job's
+inputs, said "Nothing to be done" beside a stale report.
 """
 
 from __future__ import annotations
@@ -33,14 +33,19 @@ CSV_COLUMNS = {
     "seeds": ("run_id", "experiment", "run", "seed"),
 }
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: the kinds of file checked (anything else a job reads, a model or a processed data file, has
+#: its own check where it is loaded)
+SUFFIXES = (".json", ".csv", ".md", ".png")
 
-#: what to do, by the kind of file: every one of these is an output some job rebuilds
+#: what to do, by the kind of file (``{path}``: the file); every one is an output some job rebuilds.
+#: Deleting the file is not enough for Snakemake: a missing file whose readers' outputs are up to
+#: date is not rebuilt ("no update"), so the remedy names the file to --forcerun.
 REMEDY = {
-    "metrics.json": "delete it and rerun: its model is evaluated again (nothing is retrained)",
-    "mc.csv": "delete it and rerun: its model's Monte Carlo estimates are computed again (nothing is retrained)",
-    "model.log.csv": "it is written with the model beside it: restore both (git/dvc checkout), "
-                     "or delete both and rerun to retrain that model",
-    "results": "delete it and rerun: it is rebuilt from the runs' files",
+    "metrics.json": "rebuild it: snakemake --forcerun {path} (its model is evaluated again, nothing is retrained), or dvc repro",
+    "mc.csv": "rebuild it: snakemake --forcerun {path} (its model's Monte Carlo estimates are computed again), or dvc repro",
+    "model.log.csv": "it is written with its model: restore both (git/dvc checkout), or retrain that model: "
+                     "snakemake --forcerun {path}, or dvc repro",
+    "results": "rebuild it: snakemake --forcerun {path}, or dvc repro",
 }
 
 
@@ -106,7 +111,9 @@ def _csv_problem(path: Path) -> str | None:
 def problem(path: str | Path) -> str | None:
     """What is wrong with a stage's input file, in one line with its remedy, or ``None``."""
     path = Path(path)
-    remedy = REMEDY[_kind(path)]
+    if path.suffix not in SUFFIXES:
+        return None            # a model or a data file: checked by its own loader
+    remedy = REMEDY[_kind(path)].format(path=path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:

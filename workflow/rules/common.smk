@@ -101,6 +101,30 @@ rule preflight:
         Path(output[0]).write_text("".join(f"{line}\n" for line in lines) or "nothing to do\n")
 
 
+from vaeas import readers as READERS
+
+_SOUND = set()
+
+
+def checked(paths):
+    """``paths`` (a reading job's inputs that other jobs wrote), after a damaged one has stopped the
+    run with one line naming it and its remedy (vaeas.readers). Called from the reading rules'
+    input functions, so while the DAG is built — before any job, and so before Snakemake removes
+    the outputs of the job that reads the file (D43). Files this run rebuilds anyway (--forcerun
+    FILE, the remedy; --forceall) are not checked: the DAG settings exist only once the DAG is
+    being built, not while this file is read."""
+    settings = workflow.dag_settings
+    if workflow.is_main_process and settings is not None and not settings.forceall:
+        rebuilt = set(map(str, settings.forcerun or ()))
+        todo = [p for p in paths if p not in _SOUND and p not in rebuilt]
+        try:
+            READERS.refuse(READERS.damaged(todo))
+        except VaeasError as exc:
+            sys.exit(f"vaeas: error: {exc}")
+        _SOUND.update(todo)
+    return paths
+
+
 CODE = {kind: PIPE.code_digest(kind) for kind in PIPE.CODE}
 
 

@@ -5,7 +5,7 @@ RES = PIPE.results_dir(CFG)
 
 rule seeds:
     input:
-        lambda wc: PIPE.seeds_inputs(CFG, wc.experiment),
+        lambda wc: checked(PIPE.seeds_inputs(CFG, wc.experiment)),
     output:
         f"{RES}/seeds/{{experiment}}.csv",
     params:
@@ -16,7 +16,7 @@ rule seeds:
 
 rule table:
     input:
-        lambda wc: PIPE.table_inputs(CFG, int(wc.n)),
+        lambda wc: checked(PIPE.table_inputs(CFG, int(wc.n))),
     output:
         csv=f"{RES}/tables/table{{n}}.csv",
         json=f"{RES}/tables/table{{n}}.json",
@@ -31,7 +31,7 @@ rule table:
 
 rule baselines:
     input:
-        lambda wc: PIPE.seeds_path(CFG, wc.experiment),
+        lambda wc: checked([PIPE.seeds_path(CFG, wc.experiment)]),
     output:
         csv=f"{RES}/tables/{{experiment}}.csv",
         md=report(f"{RES}/tables/{{experiment}}.md", caption="../report/table.rst", category="Tables"),
@@ -48,7 +48,7 @@ rule baselines:
 
 rule figure:
     input:
-        lambda wc: PIPE.figure_inputs(CFG, wc.name),
+        lambda wc: checked(PIPE.figure_inputs(CFG, wc.name)),
     output:
         report(f"{RES}/figures/{{name}}.png", caption="../report/figure.rst", category="Figures"),
     wildcard_constraints:
@@ -61,7 +61,7 @@ rule figure:
 
 rule claims:
     input:
-        PIPE.claims_inputs(CFG),
+        lambda wc: checked(PIPE.claims_inputs(CFG)),
     output:
         report(f"{RES}/claims.md", caption="../report/claims.rst", category="Claims"),
         report(f"{RES}/verdict.md", caption="../report/claims.rst", category="Claims"),
@@ -73,7 +73,7 @@ rule claims:
 
 rule report:
     input:
-        PIPE.report_inputs(CFG),
+        lambda wc: checked(PIPE.report_inputs(CFG)),
     output:
         report(f"{RES}/REPORT.md", caption="../report/report.rst", category="Report"),
     params:
