@@ -35,7 +35,7 @@ def setup(batch: int = 128, seed: int = 0, device="cpu", precision="fp32", n_tra
     model = VAE(PIXELS, cfg.model, classes=label_spec.classes, heads=label_spec.heads).to(device)
     gen = torch.Generator(device=device).manual_seed(seed)
     x = torch.rand(batch, PIXELS, generator=gen, device=device)
-    labels = label_spec.labels[:batch].to(device)
+    labels = label_spec.labels[torch.arange(batch) % n_train].to(device)   # N may be below the batch
     return cfg, model, label_spec, x, labels, gen
 
 

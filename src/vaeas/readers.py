@@ -3,8 +3,9 @@
 A stage's inputs that another stage wrote — a run's ``metrics.json``, ``mc.csv`` and
 ``model.log.csv``, an experiment's per-seed CSV, a table's CSV and JSON, the claims' Markdown, a
 figure's PNG — are read by :func:`problem`, which says in one line what is wrong with a file
-(missing, not UTF-8, not valid JSON, no header, a column or key it must have, a value that is
-not a number) and what to do about it, or returns ``None``. The rules are the least a stage
+(unreadable, not UTF-8, not valid JSON, no header, a column or key it must have, a value that
+is not a number) and what to do about it, or returns ``None`` (also for a missing file, which is
+the DAG's business, and :func:`require`'s). The rules are the least a stage
 relies on, so a file an older version of the pipeline wrote still passes.
 
 Two callers: every ``vaeas`` command that reads such files checks them first
@@ -26,7 +27,7 @@ from .errors import VaeasError
 
 #: keys every metrics.json has had since Table 2 existed (a stage reads at least these)
 METRICS_KEYS = ("nll_test", "kl_test", "au")
-#: columns a CSV must have, by file name (or suffix of it), for the stages that read it
+#: columns a CSV must have, by file name (``seeds``: any CSV under a seeds/ folder)
 CSV_COLUMNS = {
     "model.log.csv": ("epoch", "loss", "seconds"),
     "mc.csv": ("size", "repeat", "mi", "md"),
