@@ -29,7 +29,7 @@ LAYER = {
     # torch); the run object and the grid read the registry; staleness reads the run object.
     "objectives": 4, "run": 4, "experiments": 4, "staleness": 4,
     "training": 5, "contract": 5,
-    "evaluation": 6, "pipeline": 6, "finished": 6, "preflight": 6,
+    "evaluation": 6, "pipeline": 6, "dvc_views": 6, "finished": 6, "preflight": 6,
     "report": 7, "verify": 7,        # verify trains and evaluates committed cells, beside the reports
     "cli": 8,
 }

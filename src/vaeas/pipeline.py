@@ -25,6 +25,7 @@ from .staleness import CODE
 from .config import Config
 from .data import catalog as data_paths
 from .errors import VaeasError
+from .dvc_views import CURVE_NAMES, curve_columns, curve_plots, results_in_git  # noqa: F401 (re-exported)
 
 TABLES = {1: "table1", 2: "table2", 3: "table3"}
 #: Table B (beyond the paper): one per data set, each an experiment of its own.
@@ -253,19 +254,6 @@ def report_inputs(cfg: Config) -> list[str]:
     return files
 
 
-def results_in_git(profile: str, root: str | Path = ".") -> bool:
-    """Whether git keeps ``results/<profile>/``, read from the project's .gitignore: ``/results/*/``
-    ignores every profile's results but those re-included by ``!/results/<profile>/`` (the
-    repository keeps demo's and mnist-cpu's); without such a rule git keeps them all."""
-    try:
-        lines = [ln.strip() for ln in (Path(root) / ".gitignore").read_text().splitlines()]
-    except OSError:
-        return True
-    if not {"/results/*/", "/results/*", "results/*/", "results/*", "/results/", "results/"} & set(lines):
-        return True
-    return bool({f"!/results/{profile}/", f"!/results/{profile}", f"!results/{profile}/"} & set(lines))
-
-
 def _outs(st: Stage, in_git: bool = True) -> dict:
     """outs / metrics / plots of a stage as dvc.yaml writes them. ``in_git``: whether git keeps
     the profile's results/ (:func:`results_in_git`): then DVC does not cache them; else it does,
@@ -297,36 +285,6 @@ def _plain(st: Stage, in_git: bool = True) -> dict:
         entry["params"] = st.params
     entry.update(_outs(st, in_git))
     return entry
-
-
-def curve_columns(cfg: Config, run: exps.Run) -> list[str]:
-    """The columns of a run's model.log.csv that `dvc plots show` draws against the epoch: the
-    ones its objective declares (the loss and its terms; the softmax MI / MD / SC of VAE-AS), and
-    the Monte Carlo monitor when on and the objective has a classifier."""
-    definition = objectives.get(run.objective)
-    cols = list(definition.curves)
-    if definition.needs_classifier and exps.config_for(cfg, run).training.monitor_every:
-        cols += ["mon_mi_mc", "mon_md_mc"]
-    return cols
-
-
-def curve_plots(cfg: Config, logs: list[tuple[exps.Run, str]]) -> list[dict]:
-    """dvc.yaml's top-level ``plots``: one plot per experiment and quantity (``table2: kl``), a
-    line per run and seed, so that every plot has one scale (a loss of ~100 and an MI of ~0.01 on
-    one axis left the MI flat). ``logs``: each trained run with its model.log.csv."""
-    out: dict[tuple[str, str], dict[str, str]] = {}
-    for run, log in logs:
-        for col in curve_columns(cfg, run):
-            out.setdefault((run.experiment, col), {})[log] = col
-    return [{f"{experiment}: {col}": {"x": "epoch", "y": files, "title": f"{experiment}: {CURVE_NAMES.get(col, col)}",
-                                      "x_label": "epoch", "y_label": CURVE_NAMES.get(col, col)}}
-            for (experiment, col), files in out.items()]
-
-
-#: what a model.log.csv column is, for the plots' titles and axes
-CURVE_NAMES = {"loss": "loss (nats, training batch mean)", "recon": "reconstruction (nats)", "kl": "KL(q(z|x) || p(z)) (nats)",
-               "mi": "MI, softmax (nats)", "md": "marginal KL, softmax (nats)", "sc": "classifier cross-entropy SC (nats)",
-               "mon_mi_mc": "MI, Monte Carlo (nats)", "mon_md_mc": "marginal KL, Monte Carlo (nats)"}
 
 
 def _template(kind: str, cfg: Config) -> dict:
