@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vaeas import experiments, pipeline
+from vaeas import dvc_views, experiments, pipeline
 from vaeas.experiments import load_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,11 +136,11 @@ def test_dvc_caches_the_results_git_does_not_keep(tmp_path):
     """results/<profile>/ is a DVC output without a cache exactly when .gitignore re-includes it
     (the repository: demo and mnist-cpu); another profile's results are cached, so that
     `dvc metrics diff` has a HEAD value for them (it showed "-" for every row of ci, issue 21)."""
-    assert [pipeline.results_in_git(p, REPO) for p in ("demo", "mnist-cpu", "ci", "paper")] == [True, True, False, False]
+    assert [dvc_views.results_in_git(p, REPO) for p in ("demo", "mnist-cpu", "ci", "paper")] == [True, True, False, False]
     (tmp_path / ".gitignore").write_text("/runs/\n/results/*/\n!/results/t/\n")
-    assert pipeline.results_in_git("t", tmp_path) and not pipeline.results_in_git("u", tmp_path)
+    assert dvc_views.results_in_git("t", tmp_path) and not dvc_views.results_in_git("u", tmp_path)
     (tmp_path / ".gitignore").write_text("/runs/\n")
-    assert pipeline.results_in_git("u", tmp_path)
+    assert dvc_views.results_in_git("u", tmp_path)
     cfg = load_config(REPO / "params.yaml", profile="ci")
     doc = yaml.safe_load(pipeline.dvc_yaml(cfg, root=REPO))
     assert doc["stages"]["table2"]["outs"][0] == "results/ci/tables/table2.csv"          # cached: no options
@@ -175,7 +175,7 @@ def test_snakemake_and_dvc_build_identical_results_and_rerun_only_an_edited_run(
     snake = make_project(tmp_path, "snake")
     dvcp = make_project(tmp_path, "dvc")
     # As the ci profile in the repository: git ignores this profile's results/, so DVC caches them
-    # (pipeline.results_in_git) and `dvc metrics diff` reads a commit's rows from dvc.lock
+    # (dvc_views.results_in_git) and `dvc metrics diff` reads a commit's rows from dvc.lock
     (dvcp / ".gitignore").write_text("/runs/\n/results/*/\n")
     sh([str(BIN / "vaeas"), "dvc-yaml"], dvcp)
     assert "cache: false" not in (dvcp / "dvc.yaml").read_text()

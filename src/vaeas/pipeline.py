@@ -25,7 +25,7 @@ from .staleness import CODE
 from .config import Config
 from .data import catalog as data_paths
 from .errors import VaeasError
-from .dvc_views import CURVE_NAMES, curve_columns, curve_plots, results_in_git  # noqa: F401 (re-exported)
+from .dvc_views import curve_plots, results_in_git
 
 TABLES = {1: "table1", 2: "table2", 3: "table3"}
 #: Table B (beyond the paper): one per data set, each an experiment of its own.

@@ -120,7 +120,7 @@ def make_seeds(cfg: Config, experiment: str) -> None:
         known = ", ".join(experiments_with_runs(cfg)) or "none"
         raise VaeasError(f"no runs of experiment '{experiment}' in profile '{cfg.profile}' (experiments with runs: {known})")
     inputs = seeds_inputs(cfg, experiment)
-    _require(inputs)
+    readers.require(inputs)
     half = len(inputs) // 2
     write_seed_rows(seed_rows(cfg, experiment, inputs[:half], inputs[half:]), seeds_path(cfg, experiment))
 
@@ -129,13 +129,8 @@ def _metrics_rows(cfg: Config, experiment: str) -> list[dict]:
     """The per-seed rows of an experiment's runs (results/<profile>/seeds/<experiment>.csv), each
     named by its run of the grid (``run``)."""
     path = seeds_path(cfg, experiment)
-    _require([path])
+    readers.require([path])
     return read_seed_rows(path)
-
-
-def _require(paths: list[str]) -> None:
-    """Every input exists and is sound (:func:`vaeas.readers.require`), before anything is written."""
-    readers.require(paths)
 
 
 def make_baselines(cfg: Config, experiment: str) -> None:
@@ -162,7 +157,7 @@ def make_table(cfg: Config, table: int) -> None:
 
 def _table_frame(cfg: Config, table: int):
     path = table_paths(cfg, table)[0]
-    _require([path])
+    readers.require([path])
     return pd.read_csv(path)
 
 
@@ -170,7 +165,7 @@ def _fig2_frames(cfg: Config):
     pairs = fig2_runs(cfg)
     mc_files = [mc_path(r, cfg, s) for r, s in pairs]
     metric_files = [metrics_path(r, cfg, s) for r, s in pairs]
-    _require(mc_files + metric_files)
+    readers.require(mc_files + metric_files)
     return [pd.read_csv(f) for f in mc_files], read_metrics(metric_files)
 
 
@@ -182,7 +177,7 @@ def _fig3_logs(cfg: Config):
     frames = []
     for run, seed in fig2_runs(cfg):
         path = log_path(run, cfg, seed)
-        _require([path])
+        readers.require([path])
         frame = pd.read_csv(path)
         frame["run"] = f"{run.name} seed {seed}"
         labels = exps.config_for(cfg, run).labels
@@ -207,7 +202,7 @@ def make_figure(cfg: Config, name: str) -> None:
                                     title=f"{first.dataset}, {first.name}")
     elif name in ("fig4", "fig5"):
         files = figure_inputs(cfg, name)
-        _require(files)
+        readers.require(files)
         figure_reconstructions(files[:2], out, data_root=cfg.data.root)
     else:
         n = int(name[-1])
@@ -238,7 +233,7 @@ def make_claims(cfg: Config) -> None:
 def make_report(cfg: Config, params_path: str) -> None:
     """``vaeas report``: REPORT.md from the committed products under results/<profile>/ alone (the
     per-seed files carry each model's train and evaluation seconds), so it rebuilds without runs/."""
-    _require(report_inputs(cfg))
+    readers.require(report_inputs(cfg))
     seed_rows_all = [r for e in experiments_with_runs(cfg) for r in read_seed_rows(seeds_path(cfg, e))]
     res = results_dir(cfg)
     claims_md, verdict_md = claims_paths(cfg)
