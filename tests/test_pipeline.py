@@ -124,7 +124,7 @@ def test_params_yaml_is_a_fixed_point_of_dvc_set_param(tmp_path, override, old, 
     assert load_config(copy, profile="ci").profile == "ci"        # still valid for the schema
 
 
-@pytest.mark.parametrize("profile", ["paper", "mnist-cpu", "ci"])
+@pytest.mark.parametrize("profile", ["paper", "mnist-cpu", "mnist-scaling", "ci"])
 def test_snakemake_dag_equals_the_stage_plan(profile):
     """For every other profile, Snakemake's DAG equals the plan dvc.yaml would be made from."""
     cfg = load_config(REPO / "params.yaml", profile=profile)
@@ -134,9 +134,10 @@ def test_snakemake_dag_equals_the_stage_plan(profile):
 
 def test_dvc_caches_the_results_git_does_not_keep(tmp_path):
     """results/<profile>/ is a DVC output without a cache exactly when .gitignore re-includes it
-    (the repository: demo and mnist-cpu); another profile's results are cached, so that
+    (the repository: demo, mnist-cpu and mnist-scaling); another profile's results are cached, so that
     `dvc metrics diff` has a HEAD value for them (it showed "-" for every row of ci, issue 21)."""
-    assert [dvc_views.results_in_git(p, REPO) for p in ("demo", "mnist-cpu", "ci", "paper")] == [True, True, False, False]
+    assert ([dvc_views.results_in_git(p, REPO) for p in ("demo", "mnist-cpu", "mnist-scaling", "ci", "paper")]
+            == [True, True, True, False, False])
     (tmp_path / ".gitignore").write_text("/runs/\n/results/*/\n!/results/t/\n")
     assert dvc_views.results_in_git("t", tmp_path) and not dvc_views.results_in_git("u", tmp_path)
     (tmp_path / ".gitignore").write_text("/runs/\n")

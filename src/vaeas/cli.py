@@ -172,46 +172,29 @@ def cmd_mc_estimate(args) -> None:
     print(frame.groupby("size")[["mi", "md"]].agg(["mean", "std"]).to_string())
 
 
-def cmd_seeds(args) -> None:
-    from .report.drivers import make_seeds
+def _report_command(name: str, *arg_names: str):
+    """``vaeas <name>``: the report driver ``make_<name>`` called with the config and ``arg_names``
+    (imported when run, so that ``vaeas --help`` does not import pandas)."""
+    def command(args) -> None:
+        from .report import drivers
 
-    make_seeds(_config(args), args.experiment)
-
-
-def cmd_baselines(args) -> None:
-    from .report.drivers import make_baselines
-
-    make_baselines(_config(args), args.experiment)
+        getattr(drivers, f"make_{name}")(_config(args), *(getattr(args, a) for a in arg_names))
+    return command
 
 
-def cmd_table(args) -> None:
-    from .report.drivers import make_table
-
-    make_table(_config(args), args.table)
-
-
-def cmd_figure(args) -> None:
-    from .report.drivers import make_figure
-
-    make_figure(_config(args), args.name)
-
-
-def cmd_claims(args) -> None:
-    from .report.drivers import make_claims
-
-    make_claims(_config(args))
+cmd_seeds = _report_command("seeds", "experiment")
+cmd_baselines = _report_command("baselines", "experiment")
+cmd_scaling = _report_command("scaling")
+cmd_table = _report_command("table", "table")
+cmd_figure = _report_command("figure", "name")
+cmd_claims = _report_command("claims")
+cmd_report = _report_command("report", "params")
 
 
 def cmd_verify(args) -> None:
     from .verify import main
 
     main(_config(args), args)
-
-
-def cmd_report(args) -> None:
-    from .report.drivers import make_report
-
-    make_report(_config(args), args.params)
 
 
 def cmd_dvc_yaml(args) -> None:
@@ -323,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_mc_estimate)
 
     p = sub.add_parser("seeds", help="an experiment's per-seed results, every metric and its provenance -> results/<profile>/seeds/EXPERIMENT.csv")
-    p.add_argument("experiment", help="table1, table2, table3 or fig2")
+    p.add_argument("experiment", help="an experiment with runs: table1, table2, table3, fig2, baselines_mnist, baselines_omniglot or scaling")
     _add_config_args(p)
     p.set_defaults(func=cmd_seeds)
 
@@ -332,6 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", help="baselines_mnist or baselines_omniglot")
     _add_config_args(p)
     p.set_defaults(func=cmd_baselines)
+
+    p = sub.add_parser("scaling", help="the N-scaling study (beyond the paper): each method against N, paired by seed -> "
+                                       "results/<profile>/tables/scaling.{csv,md,json}, scaling_paired.csv, figures/scaling.png")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_scaling)
 
     p = sub.add_parser("table", help="Table 1, 2 or 3: ours beside the paper's -> CSV + Markdown")
     p.add_argument("table", type=int, choices=(1, 2, 3))

@@ -11,11 +11,13 @@ Every training job is a :class:`Run` named ``<experiment>.<run>`` (e.g. ``table2
 * ``baselines_mnist`` / ``baselines_omniglot`` — Table B (beyond the paper): VAE-AS(α = 1, β) at
   Table 2's / 3's β, each beside β-VAE(β), and free bits and KL annealing, with the VAE; its VAE-AS
   and VAE runs are Table 2's / 3's own (``same_as``), so every comparison is paired by seed;
+* ``scaling`` — beyond the paper: the same objectives at several training-set sizes N (each
+  run sets ``data.train_size``), the N-scaling study of docs/scaling.md;
 * ``reconstructions`` — which two runs (α = 0.2 and α = 5) Figures 4 and 5 show.
 
 Run names are stable keys (``p`` stands for the decimal point) so that DVC tracks each run's
 parameters separately and editing one β reruns only that run. A profile can drop a run by
-setting it to ``null``.
+setting it to ``null``, and a whole experiment (or ``reconstructions``) the same way.
 
 This module holds the one run-directory pattern (:data:`RUN_DIR`): :mod:`vaeas.pipeline`
 (hence dvc.yaml) and the Snakemake rules both take their run paths from it. It is also where
@@ -37,7 +39,7 @@ from .data.catalog import TRAIN_SIZES
 from .errors import VaeasError
 from .run import RunSpec
 
-EXPERIMENTS = ("table1", "table2", "table3", "fig2", "baselines_mnist", "baselines_omniglot")
+EXPERIMENTS = ("table1", "table2", "table3", "fig2", "baselines_mnist", "baselines_omniglot", "scaling")
 TABLE_OF = {"table1": 1, "table2": 2, "table3": 3}
 
 #: The one run-directory pattern. :meth:`Run.directory` fills it in; the Snakemake rules declare

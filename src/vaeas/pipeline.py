@@ -77,6 +77,21 @@ def baselines_paths(cfg: Config, experiment: str) -> tuple[str, str, str, str, s
     return f"{base}.csv", f"{base}.md", f"{base}.json", f"{base}_paired.csv", figure_path(cfg, experiment)
 
 
+def scaling_paths(cfg: Config) -> tuple[str, str, str, str, str]:
+    """The N-scaling study: CSV (per method and N), Markdown, JSON (DVC's metrics), the paired
+    comparisons' CSV and the figure; empty when the profile has no ``scaling`` runs."""
+    if not exps.runs(cfg, "scaling"):
+        return ()
+    base = f"{results_dir(cfg)}/tables/scaling"
+    return f"{base}.csv", f"{base}.md", f"{base}.json", f"{base}_paired.csv", figure_path(cfg, "scaling")
+
+
+def has_claims(cfg: Config) -> bool:
+    """Whether the profile runs anything the claims judge (a table's or Table B's experiment, or
+    Figure 2's); a profile of the scaling study alone has none, so no claims.md / verdict.md."""
+    return bool(tables(cfg) or baselines(cfg) or exps.runs(cfg, "fig2"))
+
+
 def figure_path(cfg: Config, name: str) -> str:
     return f"{results_dir(cfg)}/figures/{name}.png"
 
@@ -195,7 +210,12 @@ def stages(cfg: Config, raw: dict | None = None) -> list[Stage]:
     for name in figures(cfg):
         out.append(Stage(f"figure-{name}", f"vaeas figure {name} {p}", figure_inputs(cfg, name) + CODE["report"],
                          [figure_path(cfg, name)]))
-    out.append(Stage("claims", f"vaeas claims {p}", claims_inputs(cfg) + CODE["report"], claims_paths(cfg)))
+    if scaling_paths(cfg):
+        paths = scaling_paths(cfg)
+        out.append(Stage("scaling", f"vaeas scaling {p}", [seeds_path(cfg, "scaling"), *CODE["report"]], list(paths),
+                         metrics=[paths[2]]))
+    if has_claims(cfg):
+        out.append(Stage("claims", f"vaeas claims {p}", claims_inputs(cfg) + CODE["report"], claims_paths(cfg)))
     out.append(Stage("report", f"vaeas report {p}", report_inputs(cfg) + CODE["report"], [f"{results_dir(cfg)}/REPORT.md"]))
     return out
 
@@ -250,7 +270,9 @@ def report_inputs(cfg: Config) -> list[str]:
     files += [seeds_path(cfg, e) for e in experiments_with_runs(cfg)]
     files += [f for e in baselines(cfg) for f in baselines_paths(cfg, e)]
     files += [figure_path(cfg, name) for name in figures(cfg)]
-    files += claims_paths(cfg)
+    files += list(scaling_paths(cfg))
+    if has_claims(cfg):
+        files += claims_paths(cfg)
     return files
 
 

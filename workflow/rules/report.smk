@@ -46,6 +46,21 @@ rule baselines:
         "vaeas baselines {wildcards.experiment} --profile {PROFILE}"
 
 
+rule scaling:
+    input:
+        lambda wc: checked([PIPE.seeds_path(CFG, "scaling")]),
+    output:
+        csv=f"{RES}/tables/scaling.csv",
+        md=report(f"{RES}/tables/scaling.md", caption="../report/table.rst", category="Tables"),
+        json=f"{RES}/tables/scaling.json",
+        paired=f"{RES}/tables/scaling_paired.csv",
+        png=report(f"{RES}/figures/scaling.png", caption="../report/figure.rst", category="Figures"),
+    params:
+        code=CODE["report"],
+    shell:
+        "vaeas scaling --profile {PROFILE}"
+
+
 rule figure:
     input:
         lambda wc: checked(PIPE.figure_inputs(CFG, wc.name)),

@@ -22,12 +22,14 @@ from ..pipeline import (
     figure_inputs,
     figure_path,
     figures,
+    has_claims,
     log_path,
     mc_path,
     metrics_path,
     experiments_with_runs,
     report_inputs,
     results_dir,
+    scaling_paths,
     seeds_inputs,
     seeds_path,
     table_paths,
@@ -54,8 +56,9 @@ def banner(cfg: Config) -> str:
             configs = [exps.config_for(cfg, r) for r in runs]
             epochs = tuple(sorted({c.training.epochs for c in configs}))
             full = TRAIN_SIZES[runs[0].dataset]
-            n = min(configs[0].data.train_size or full, full)      # data.train_size: a seeded subset
-            scales.append(Scale(experiment, runs[0].dataset, n, epochs, len(exps.seeds(cfg))))
+            sizes = sorted({min(c.data.train_size or full, full) for c in configs})   # data.train_size: a seeded subset
+            scales.append(Scale(experiment, runs[0].dataset, sizes[0], epochs, len(exps.seeds(cfg)),
+                                sizes[-1] if len(sizes) > 1 else 0))
     return scope_banner(cfg.profile, scales, deviations(cfg))
 
 
@@ -148,6 +151,20 @@ def make_baselines(cfg: Config, experiment: str) -> None:
     figure_baselines(rows, png, f"Table B ({dataset}): active units and test NLL against β, VAE-AS(α = 1) vs β-VAE")
 
 
+def make_scaling(cfg: Config) -> None:
+    """``vaeas scaling``: the N-scaling study's table, paired comparisons and figure
+    (vaeas.report.scaling)."""
+    from .scaling import build_scaling, figure_scaling, scaling_comparisons, write_scaling
+
+    paths = scaling_paths(cfg)
+    if not paths:
+        raise VaeasError(f"no runs of experiment 'scaling' in profile '{cfg.profile}' (the study's profile: mnist-scaling)")
+    rows = _metrics_rows(cfg, "scaling")
+    csv, md, js, paired, png = paths
+    write_scaling(build_scaling(rows), scaling_comparisons(rows), csv, md, js, paired)
+    figure_scaling(rows, png)
+
+
 def make_table(cfg: Config, table: int) -> None:
     if table not in TABLES:
         raise VaeasError(f"unknown table {table} (choose from: 1, 2, 3)")
@@ -216,6 +233,8 @@ def make_claims(cfg: Config) -> None:
     from .tables import PAPER_N, our_train_size
     from .verdict import scale_note, write_verdict
 
+    if not has_claims(cfg):
+        raise VaeasError(f"profile '{cfg.profile}' runs nothing the claims judge (no table's, Table B's or Figure 2's runs)")
     rows = {n: _metrics_rows(cfg, TABLES[n]) for n in tables(cfg)}
     table_b = {e: _metrics_rows(cfg, e) for e in baselines(cfg)}
     mc = logs = None
@@ -237,7 +256,7 @@ def make_report(cfg: Config, params_path: str) -> None:
     seed_rows_all = [r for e in experiments_with_runs(cfg) for r in read_seed_rows(seeds_path(cfg, e))]
     res = results_dir(cfg)
     claims_md, verdict_md = claims_paths(cfg)
-    sections = [Section("Verdict", files=[verdict_md]), Section("Claims", files=[claims_md])]
+    sections = [Section("Verdict", files=[verdict_md]), Section("Claims", files=[claims_md])] if has_claims(cfg) else []
     titles = {1: "Table 1 — active units vs decoder depth", 2: "Table 2 — MNIST", 3: "Table 3 — Omniglot"}
     for n in tables(cfg):
         ds = exps.runs(cfg, TABLES[n])[0].dataset
@@ -250,6 +269,10 @@ def make_report(cfg: Config, params_path: str) -> None:
         csv, md, _, _, png = baselines_paths(cfg, experiment)
         sections.append(Section(f"Table B — {ds}: VAE-AS vs the baselines its objective reduces to (beyond the paper)",
                                 files=[md, png]))
+    if scaling_paths(cfg):
+        _, md, _, _, png = scaling_paths(cfg)
+        sections.append(Section("The N-scaling study — MNIST, each method against N (beyond the paper)",
+                                body="What the study is and which claims change with N: docs/scaling.md.", files=[md, png]))
     for name in figures(cfg):
         if name in names:
             note = FIGURE_NOTES.get(name, "") if name not in ("fig4", "fig5") or _subset(cfg, name) else ""

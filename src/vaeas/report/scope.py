@@ -18,10 +18,12 @@ PAPER_SCALE = {
     "fig2": ("MNIST", 55_000, 120),
     "baselines_mnist": ("MNIST", 55_000, 300),         # not in the paper: its Table 2's setting
     "baselines_omniglot": ("Omniglot", 24_345, 300),   # not in the paper: its Table 3's setting
+    "scaling": ("MNIST", 55_000, 300),                  # not in the paper: its Table 2's setting
 }
 EXPERIMENT_NAMES = {"table1": "Table 1", "table2": "Table 2 (and Figure 4)", "table3": "Table 3 (and Figure 5)",
                     "fig2": "Figures 2–3", "baselines_mnist": "Table B, MNIST (beyond the paper)",
-                    "baselines_omniglot": "Table B, Omniglot (beyond the paper)"}
+                    "baselines_omniglot": "Table B, Omniglot (beyond the paper)",
+                    "scaling": "N-scaling study, MNIST (beyond the paper)"}
 DATA_NAMES = {"digits": "digits (scikit-learn's 8×8 images)", "mnist": "MNIST (28×28)", "omniglot": "Omniglot (28×28)",
               "omniglot-mini": "omniglot-mini (1,000 Omniglot 28×28 images embedded in vaeas)"}
 
@@ -29,13 +31,15 @@ DATA_NAMES = {"digits": "digits (scikit-learn's 8×8 images)", "mnist": "MNIST (
 @dataclass(frozen=True)
 class Scale:
     """How one experiment of a profile was run: its data set, N, epochs (every distinct value
-    among its runs) and number of seeds."""
+    among its runs) and number of seeds. ``train_size`` is the smallest N among its runs,
+    ``largest`` the largest where they differ (the scaling study), else 0."""
 
     experiment: str
     dataset: str
     train_size: int
     epochs: tuple[int, ...]
     seeds: int
+    largest: int = 0
 
 
 def _epochs(epochs: Sequence[int]) -> str:
@@ -46,7 +50,8 @@ def _epochs(epochs: Sequence[int]) -> str:
 
 def _line(scale: Scale) -> str:
     paper, paper_n, paper_epochs = PAPER_SCALE[scale.experiment]
-    ours = (f"**{DATA_NAMES.get(scale.dataset, scale.dataset)}**, {scale.train_size:,} training images, "
+    sizes = f"{scale.train_size:,}" + (f"–{scale.largest:,}" if scale.largest > scale.train_size else "")
+    ours = (f"**{DATA_NAMES.get(scale.dataset, scale.dataset)}**, {sizes} training images, "
             f"{_epochs(scale.epochs)}, {scale.seeds} seed{'s' if scale.seeds != 1 else ''}")
     theirs = f"{DATA_NAMES.get(paper.lower(), paper)}, {paper_n:,} training images" + (
         f", {paper_epochs} epochs" if paper_epochs else "")

@@ -1,0 +1,255 @@
+"""The N-scaling study (beyond the paper, issue "Scale"; docs/scaling.md): the same objectives
+trained on N = 1,000 … 10,000 MNIST images, every other setting the real-data profile's.
+
+At N = 1,000 every model memorises its training images (NLL_train ~70 against NLL_test ~150) and
+MI is capped at log N = 6.91, so the paper's claims on test NLL and active units cannot be judged
+there; this table says which of them move as N grows toward the paper's 55,000.
+
+Per method and N: mean ± sd over seeds (n stated) of the active units (test and training
+posteriors), NLL_test at the last epoch and at the best validation epoch, NLL_train, the
+generalisation gap NLL_test − NLL_train, KL, the Monte Carlo MI over all N training posteriors
+against its bound log N, and the softmax's under-reading MI_MC − MI_softmax (methods with the
+classifier). Paired by seed, per N: VAE-AS(1, 1) − VAE and VAE-AS(1, β) − β-VAE(β), with the
+95 % t interval of :func:`vaeas.report.stats.mean_interval` read as in Table B
+(:func:`vaeas.report.baselines.outcome`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import objectives
+from ..io import atomic_path, write_text
+from .baselines import BETA_VAE, outcome
+from .stats import mean_interval
+from .tables import PAPER_N, _fmt, _num, format_cell, paper_values
+
+#: Columns of the scaling table, in order; ``gap`` and ``mc_gap`` are derived per seed.
+METRICS = ("au", "au_train", "nll_test", "best_nll_test", "nll_train", "gap", "kl_test", "kl_train",
+           "mi_mc", "mi", "mc_gap", "train_seconds", "eval_seconds")
+LABELS = {"au": "AU_test", "au_train": "AU_train", "nll_test": "NLL_test", "best_nll_test": "NLL_test (best valid.)",
+          "nll_train": "NLL_train", "gap": "NLL_test − NLL_train", "kl_test": "KL_test", "kl_train": "KL_train",
+          "mi_mc": "MI_MC", "mi": "MI_softmax", "mc_gap": "MI_MC − MI_softmax", "train_seconds": "train s",
+          "eval_seconds": "eval s"}
+#: What the figure draws, one panel each.
+PANELS = ("au", "au_train", "nll_test", "best_nll_test", "nll_train", "gap", "kl_train", "mi_mc", "mc_gap")
+#: The paired comparisons: more AU, lower NLL would favour VAE-AS.
+PAIRED = ("au", "au_train", "nll_test", "best_nll_test")
+
+
+def scaling_frame(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """The per-seed rows as numbers, with ``N`` (from ``log_n``), ``method`` (the objective's
+    label and hyper-parameters), ``gap`` and ``mc_gap``. A (method, N, seed) given twice is an error."""
+    frame = pd.DataFrame(list(rows))
+    if frame.empty:
+        raise ValueError("scaling: no rows")
+    for c in ("run", "seed", "objective", "log_n"):
+        if c not in frame.columns:
+            raise ValueError(f"scaling: rows lack column '{c}'")
+    for c in (*[m for m in METRICS if m not in ("gap", "mc_gap")], "alpha", "beta", "log_n"):
+        frame[c] = pd.to_numeric(frame[c], errors="coerce") if c in frame.columns else math.nan
+    frame["N"] = np.rint(np.exp(frame["log_n"])).astype(int)
+    frame["method"] = [objectives.get(r["objective"]).describe(_params(r)) for _, r in frame.iterrows()]
+    frame["gap"] = frame["nll_test"] - frame["nll_train"]
+    frame["mc_gap"] = frame["mi_mc"] - frame["mi"]
+    twice = frame.duplicated(["method", "N", "seed"])
+    if twice.any():
+        r = frame[twice].iloc[0]
+        raise ValueError(f"scaling: {r['method']} at N = {r['N']} has seed {r['seed']} twice")
+    return frame
+
+
+def _params(row: Mapping) -> dict[str, float]:
+    names = objectives.get(row["objective"]).param_names()
+    return {k: _num(row.get(k)) for k in names if math.isfinite(_num(row.get(k)))}
+
+
+def build_scaling(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """One row per method and N (methods in grid order, N ascending): ``method, objective, alpha,
+    beta, N, log_n, n_seeds`` and ``<metric>_mean`` / ``<metric>_sd`` (sd NaN below two seeds)."""
+    frame = scaling_frame(rows)
+    order = {m: i for i, m in enumerate(dict.fromkeys(frame["method"]))}
+    out = []
+    for (method, n), group in sorted(frame.groupby(["method", "N"]), key=lambda kv: (order[kv[0][0]], kv[0][1])):
+        first = group.iloc[0]
+        rec = {"method": method, "objective": first["objective"], "alpha": first["alpha"], "beta": first["beta"],
+               "N": int(n), "log_n": math.log(n), "n_seeds": len(group)}
+        for m in METRICS:
+            values = group[m].dropna()
+            rec[f"{m}_mean"] = float(values.mean()) if len(values) else math.nan
+            rec[f"{m}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def _pairs(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame, pd.DataFrame]]:
+    """(label, VAE-AS rows, baseline rows): VAE-AS(1, 1) against the VAE, and every VAE-AS(1, β)
+    against β-VAE(β)."""
+    vaeas = frame[(frame["objective"] == objectives.VAEAS.name) & np.isclose(frame["alpha"].fillna(-1), 1.0)]
+    out = []
+    vae = frame[frame["objective"] == objectives.VAE.name]
+    ones = vaeas[np.isclose(vaeas["beta"], 1.0)]
+    if len(ones) and len(vae):
+        out.append(("VAE-AS(1, 1) − VAE", ones, vae))
+    for beta in sorted(set(vaeas["beta"].round(6))):
+        theirs = frame[(frame["objective"] == BETA_VAE) & np.isclose(frame["beta"].fillna(-1), beta)]
+        if len(theirs):
+            out.append((f"VAE-AS(1, {beta:g}) − β-VAE({beta:g})", vaeas[np.isclose(vaeas["beta"], beta)], theirs))
+    return out
+
+
+def scaling_comparisons(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """Per comparison of :func:`_pairs`, N both ran and metric of :data:`PAIRED`, on the seeds
+    both have: ``comparison, N, metric, n, differences, mean, low, high, outcome``."""
+    frame = scaling_frame(rows)
+    out = []
+    for label, ours, theirs in _pairs(frame):
+        for n in sorted(set(ours["N"]) & set(theirs["N"])):
+            a = ours[ours["N"] == n].set_index("seed")
+            b = theirs[theirs["N"] == n].set_index("seed")
+            seeds = sorted(set(a.index) & set(b.index))
+            for metric in PAIRED:
+                diffs = [float(a.at[s, metric] - b.at[s, metric]) for s in seeds]
+                diffs = [d for d in diffs if math.isfinite(d)]
+                if not diffs:
+                    continue
+                mean, low, high = mean_interval(diffs)
+                out.append({"comparison": label, "N": int(n), "metric": metric, "n": len(diffs),
+                            "differences": " ".join(f"{d:.4g}" for d in diffs), "mean": mean, "low": low,
+                            "high": high, "outcome": outcome(low, high, diffs)})
+    return pd.DataFrame(out, columns=["comparison", "N", "metric", "n", "differences", "mean", "low", "high", "outcome"])
+
+
+def paper_points(table: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Table 2 value (N = 55,000) of each method of ``table`` the paper ran (the VAE
+    and VAE-AS(α, β)), per metric it reports: ``method, metric, value``."""
+    paper = paper_values(2)        # its ``method`` column holds the objectives' names
+    out = []
+    for method, group in table.groupby("method", sort=False):
+        first = group.iloc[0]
+        if first["objective"] == objectives.VAE.name:
+            match = paper[paper["method"] == objectives.VAE.name]
+        elif first["objective"] == objectives.VAEAS.name:
+            match = paper[(paper["method"] == objectives.VAEAS.name) & np.isclose(paper["alpha"], first["alpha"])
+                          & np.isclose(paper["beta"], first["beta"])]
+        else:
+            continue
+        if len(match) != 1:
+            continue
+        p = match.iloc[0]
+        values = {m: float(p[m]) for m in ("au", "nll_test", "nll_train", "kl_test", "kl_train") if math.isfinite(p[m])}
+        if "nll_test" in values and "nll_train" in values:
+            values["gap"] = values["nll_test"] - values["nll_train"]
+        out += [{"method": method, "metric": m, "value": v} for m, v in values.items()]
+    return pd.DataFrame(out, columns=["method", "metric", "value"])
+
+
+def format_scaling(table: pd.DataFrame, pairs: pd.DataFrame) -> str:
+    """Markdown: the caption, one row per method and N, the paired comparisons, and the reading of
+    each comparison along N."""
+    from tabulate import tabulate
+
+    shown = [m for m in METRICS if table[f"{m}_mean"].notna().any()]
+    body = [[r["method"], f"{int(r['N']):,}", f"{r['log_n']:.2f}", str(int(r["n_seeds"])),
+             *(format_cell(r[f"{m}_mean"], r[f"{m}_sd"], math.nan, math.nan, m) for m in shown)]
+            for _, r in table.iterrows()]
+    runs = tabulate(body, headers=["Method", "N", "log N", "n", *(LABELS[m] for m in shown)], tablefmt="github",
+                    disable_numparse=True)
+    seeds = sorted(set(table["n_seeds"]))
+    n_text = ("n = 1 seed per row: no sd, and no paired interval" if seeds == [1]
+              else f"mean ± sd over n seeds (n per row: {', '.join(map(str, seeds))})")
+    caption = (f"**The N-scaling study (MNIST, beyond the paper; the paper's N is {PAPER_N[2]:,}).** Cells: {n_text}. "
+               "NLL, KL and MI in nats, AU a count of latent dimensions, seconds at one thread. MI_MC: the Monte Carlo "
+               "MI over all N training posteriors (its bound is log N); MI_MC − MI_softmax: how much the classifier "
+               "under-reads it (the regime needs ≤ 0.3). NLL_test (best valid.): at the epoch of the lowest validation "
+               "IW-NLL.")
+    if pairs.empty:
+        return f"{caption}\n\n{runs}\n"
+    rows = []
+    for _, p in pairs.iterrows():
+        interval = "—" if not math.isfinite(p["low"]) else f"[{_fmt(p['low'], 'x', True)}, {_fmt(p['high'], 'x', True)}]"
+        rows.append([p["comparison"], f"{int(p['N']):,}", LABELS[p["metric"]], str(int(p["n"])), p["differences"],
+                     _fmt(p["mean"], "x", True), interval, p["outcome"]])
+    paired = tabulate(rows, headers=["comparison", "N", "metric", "n", "per-seed difference", "mean", "95 % t interval",
+                                     "reading"], tablefmt="github", disable_numparse=True)
+    along = []
+    for (label, metric), group in pairs.groupby(["comparison", "metric"], sort=False):
+        readings = "; ".join(f"N = {int(p['N']):,}: {p['outcome']}" for _, p in group.sort_values("N").iterrows())
+        changes = " (**changes with N**)" if group["outcome"].nunique() > 1 else ""
+        along.append(f"- {label}, {LABELS[metric]}: {readings}{changes}")
+    return (f"{caption}\n\n{runs}\n\n**Paired by seed, at each N.** Interval: mean ± t₀.₉₇₅,ₙ₋₁ · sd/√n over the "
+            "seeds' differences; 'inconclusive' when it contains 0 (or n = 1). More AU and lower NLL would favour "
+            f"VAE-AS.\n\n{paired}\n\n**Along N.**\n\n" + "\n".join(along) + "\n")
+
+
+def metrics_json(table: pd.DataFrame) -> dict:
+    """DVC metrics: ``{"<method> N=<N>": {metric: mean}}``."""
+    return {f"{r['method']} N={int(r['N'])}": {m: round(float(r[f"{m}_mean"]), 4) for m in METRICS
+                                               if math.isfinite(r[f"{m}_mean"])} for _, r in table.iterrows()}
+
+
+def write_scaling(table: pd.DataFrame, pairs: pd.DataFrame, csv_path: str | os.PathLike, md_path: str | os.PathLike,
+                  json_path: str | os.PathLike, pairs_path: str | os.PathLike) -> None:
+    with atomic_path(csv_path) as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_path(pairs_path) as tmp:
+        pairs.to_csv(tmp, index=False)
+    write_text(json_path, json.dumps(metrics_json(table), indent=2, sort_keys=True) + "\n")
+    write_text(md_path, format_scaling(table, pairs))
+
+
+def figure_scaling(rows: Sequence[Mapping], path: str | os.PathLike) -> None:
+    """One panel per quantity of :data:`PANELS` against N (log axis): each seed a point, the mean a
+    line per method; log N on the MI panel; the paper's Table 2 value at N = 55,000 a star where
+    the paper ran the method."""
+    import seaborn as sns
+
+    from .figures import _pyplot, _save, _style
+
+    plt = _pyplot()
+    frame = scaling_frame(rows)
+    table = build_scaling(rows)
+    paper = paper_points(table)
+    methods = list(dict.fromkeys(frame["method"]))
+    palette = dict(zip(methods, sns.color_palette("colorblind", len(methods))))
+    with _style():
+        fig, axes = plt.subplots(3, 3, figsize=(15, 11.5))
+        handles, labels = [], []
+        for ax, metric in zip(axes.flat, PANELS):
+            data = frame[frame[metric].notna()]
+            if not data.empty:
+                sns.lineplot(data=data, x="N", y=metric, hue="method", hue_order=methods, palette=palette,
+                             estimator="mean", errorbar=None, marker="o", ax=ax)
+                sns.scatterplot(data=data, x="N", y=metric, hue="method", hue_order=methods, palette=palette,
+                                alpha=0.35, s=18, legend=False, ax=ax)
+            for _, p in paper[paper["metric"] == metric].iterrows():
+                ax.scatter([PAPER_N[2]], [p["value"]], marker="*", s=140, color=palette[p["method"]],
+                           edgecolor="black", linewidth=0.5, zorder=5)
+            if data.empty:
+                ax.text(0.5, 0.5, "not in these rows", ha="center", va="center", transform=ax.transAxes, color="grey")
+            if metric == "mi_mc":
+                ns = np.geomspace(frame["N"].min(), PAPER_N[2], 50)
+                ax.plot(ns, np.log(ns), color="grey", ls="--", lw=1)
+                ax.annotate("log N (bound)", (ns[-1], math.log(ns[-1])), ha="right", va="bottom", fontsize=8, color="grey")
+            if metric == "mc_gap":
+                ax.axhline(0.3, color="grey", ls="--", lw=1)
+                ax.annotate("regime: ≤ 0.3", (frame["N"].min(), 0.3), va="bottom", fontsize=8, color="grey")
+            ax.set_xscale("log")
+            ax.set_xlim(frame["N"].min() / 1.4, PAPER_N[2] * 1.4)
+            ax.set_xlabel("N (training images)")
+            ax.set_ylabel(LABELS[metric] + (" (latent dims)" if metric.startswith("au") else " (nats)"))
+            if metric == PANELS[0]:
+                handles, labels = ax.get_legend_handles_labels()      # every method has AU
+            if ax.get_legend():
+                ax.get_legend().remove()
+        fig.legend(handles + [plt.Line2D([], [], marker="*", ls="", color="grey", markeredgecolor="black", markersize=11)],
+                   labels + [f"the paper's Table 2 (N = {PAPER_N[2]:,})"], loc="lower center", ncol=4, fontsize=9)
+        fig.suptitle("N-scaling on MNIST: each seed a dot, the mean a line")
+        fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    _save(fig, path)
