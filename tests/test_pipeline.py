@@ -326,3 +326,15 @@ def test_snakemake_after_dvc_reruns_what_its_own_records_hold_and_touch_adopts_d
     assert {p: p.read_bytes() for p in files} == files                 # touched, not rewritten
     assert "Nothing to be done" in sh([str(BIN / "snakemake"), "-n"], proj)
     assert _ran_stages(sh([str(BIN / "dvc"), "repro"], proj)) == set()   # and DVC agrees
+
+
+def test_the_run_notes_are_a_report_input_exactly_when_written(tmp_path, monkeypatch):
+    """results/<profile>/RUN.md (how the grid was run: no file of the run records it) is embedded
+    in REPORT.md, so the report reruns when it is edited; without it the report needs nothing more."""
+    cfg = load_config(REPO / "params.yaml", profile="mnist-scaling")
+    monkeypatch.chdir(tmp_path)
+    assert pipeline.run_notes_path(cfg) == "results/mnist-scaling/RUN.md"
+    assert pipeline.run_notes_path(cfg) not in pipeline.report_inputs(cfg)
+    (tmp_path / "results" / "mnist-scaling").mkdir(parents=True)
+    (tmp_path / pipeline.run_notes_path(cfg)).write_text("two stretches of the machine\n")
+    assert pipeline.report_inputs(cfg)[-1] == pipeline.run_notes_path(cfg)

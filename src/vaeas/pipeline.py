@@ -1,7 +1,7 @@
 """The pipeline's DAG, decided in one place.
 
 :func:`stages` lists every job of a profile — fetch → process → train → evaluate → Monte Carlo
-→ tables → figures → claims → report — with its command (always a ``vaeas`` CLI call), inputs,
+→ tables → figures → scaling → claims → report — with its command (always a ``vaeas`` CLI call), inputs,
 outputs and the params.yaml keys it reads. The Snakemake rules (``workflow/rules/*.smk``) use
 the same path functions; ``dvc.yaml`` is generated from :func:`stages` by ``vaeas dvc-yaml``,
 and a test checks that both DAGs produce the same set of outputs.
@@ -71,15 +71,14 @@ def baselines(cfg: Config) -> list[str]:
 
 
 def baselines_paths(cfg: Config, experiment: str) -> tuple[str, str, str, str, str]:
-    """Table B of one data set: CSV (per run), Markdown, JSON (DVC's metrics), the paired
-    comparisons' CSV and the figure."""
+    """Table B of one data set: CSV (per run), Markdown, JSON (DVC's metrics), the paired CSV, the figure."""
     base = f"{results_dir(cfg)}/tables/{experiment}"
     return f"{base}.csv", f"{base}.md", f"{base}.json", f"{base}_paired.csv", figure_path(cfg, experiment)
 
 
 def scaling_paths(cfg: Config) -> tuple[str, str, str, str, str]:
-    """The N-scaling study: CSV (per method and N), Markdown, JSON (DVC's metrics), the paired
-    comparisons' CSV and the figure; empty when the profile has no ``scaling`` runs."""
+    """The N-scaling study: CSV (per method and N), Markdown, JSON (DVC's metrics), the paired CSV
+    and the figure; empty without ``scaling`` runs."""
     if not exps.runs(cfg, "scaling"):
         return ()
     base = f"{results_dir(cfg)}/tables/scaling"
@@ -210,10 +209,8 @@ def stages(cfg: Config, raw: dict | None = None) -> list[Stage]:
     for name in figures(cfg):
         out.append(Stage(f"figure-{name}", f"vaeas figure {name} {p}", figure_inputs(cfg, name) + CODE["report"],
                          [figure_path(cfg, name)]))
-    if scaling_paths(cfg):
-        paths = scaling_paths(cfg)
-        out.append(Stage("scaling", f"vaeas scaling {p}", [seeds_path(cfg, "scaling"), *CODE["report"]], list(paths),
-                         metrics=[paths[2]]))
+    if paths := scaling_paths(cfg):
+        out.append(Stage("scaling", f"vaeas scaling {p}", [seeds_path(cfg, "scaling"), *CODE["report"]], list(paths), metrics=[paths[2]]))
     if has_claims(cfg):
         out.append(Stage("claims", f"vaeas claims {p}", claims_inputs(cfg) + CODE["report"], claims_paths(cfg)))
     out.append(Stage("report", f"vaeas report {p}", report_inputs(cfg) + CODE["report"], [f"{results_dir(cfg)}/REPORT.md"]))
@@ -273,7 +270,15 @@ def report_inputs(cfg: Config) -> list[str]:
     files += list(scaling_paths(cfg))
     if has_claims(cfg):
         files += claims_paths(cfg)
+    if Path(run_notes_path(cfg)).is_file():
+        files.append(run_notes_path(cfg))
     return files
+
+
+def run_notes_path(cfg: Config) -> str:
+    """A hand-written account of how the grid was run (commands, stretches of the machine, wall time,
+    load: what no file of the run records), embedded in REPORT.md when it exists."""
+    return f"{results_dir(cfg)}/RUN.md"
 
 
 def _outs(st: Stage, in_git: bool = True) -> dict:

@@ -29,6 +29,7 @@ from ..pipeline import (
     experiments_with_runs,
     report_inputs,
     results_dir,
+    run_notes_path,
     scaling_paths,
     seeds_inputs,
     seeds_path,
@@ -278,6 +279,8 @@ def make_report(cfg: Config, params_path: str) -> None:
             note = FIGURE_NOTES.get(name, "") if name not in ("fig4", "fig5") or _subset(cfg, name) else ""
             sections.append(Section(names[name], body=note, files=[figure_path(cfg, name)]))
     sections.append(Section("Per-seed results", body=_seeds_summary(cfg)))
+    if Path(run_notes_path(cfg)).is_file():
+        sections.append(Section("How it was run", files=[run_notes_path(cfg)]))
     prov = provenance(params_path, stage_times_from_seeds(seed_rows_all), profile=cfg.profile)
     write_report(f"{res}/REPORT.md", sections, prov, banner(cfg))
 
@@ -314,7 +317,15 @@ def _seeds_summary(cfg: Config) -> str:
             .groupby(["cpu", "torch", "threads", "train_code"], dropna=False).size().reset_index(name="rows"))
     table = tabulate(made.values.tolist(), headers=["trained on (CPU)", "torch", "threads", "training code", "rows"],
                      tablefmt="github", disable_numparse=True)
+    from ..pipeline import code_digest
+
+    here = code_digest("train")
+    other = sorted(set(every["train_code"].dropna().astype(str)) - {here})
+    code = (f"Every model was trained by this commit's training code (digest `{here}`)." if not other else
+            f"This commit's training code has digest `{here}`; {int(every['train_code'].astype(str).isin(other).sum())} "
+            f"rows come from other training code ({', '.join(f'`{d}`' for d in other)}): the provenance says which "
+            "commit that was and how it differs.")
     return (f"Every table above is computed from the per-seed files {files} ({len(every)} rows: one per run "
             f"and seed, every metric, the configuration and training-code digests, and the machine). "
             f"Models made by another route than `vaeas train --config` (by hand, `dvc pull`) have no record "
-            f"of their machine.\n\n{table}")
+            f"of their machine. {code}\n\n{table}")
