@@ -31,7 +31,7 @@ TABLE_METRICS = {1: ("au", "kl_test", "nll_test"), 2: METRICS, 3: METRICS}
 CHECKS = ("mi_mc", "md_mc", "refit_mi", "refit_md", "best_nll_test", "best_epoch")
 CHECK_LABELS = {"mi_mc": "MI_MC", "md_mc": "MD_MC", "refit_mi": "MI_refit", "refit_md": "MD_refit",
                 "best_nll_test": "NLL_test (best valid.)", "best_epoch": "best epoch"}
-COUNTS = ("au", "best_epoch")      # shown whole when whole, else with one decimal
+COUNTS = ("au", "au_train", "best_au", "best_au_train", "best_epoch")   # shown whole when whole, else with one decimal
 #: Column headers of the Markdown tables.
 METRIC_LABELS = {"nll_test": "NLL_test", "kl_test": "KL_test", "au": "AU", "nll_train": "NLL_train",
                  "kl_train": "KL_train", "mi": "MI", "md": "MD", "sc": "SC"}
