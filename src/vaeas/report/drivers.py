@@ -290,8 +290,8 @@ FIGURE_NOTES = {
     "fig3": ("The curves are the training log's per-epoch means over minibatches: inputs binarised afresh at each "
              "draw and the model still moving within the epoch. Figure 2's legend and the tables evaluate the final "
              "model once, on a fixed binarisation of the training images (`evaluation.binarize_seed`). The two need "
-             "not agree exactly (on mnist-cpu's labels1000 model, seed 0: KL 17.27 at the last epoch here, MI + MD "
-             "17.55 in Figure 2's legend); how much of that each cause explains is not measured."),
+             "not agree exactly (on mnist-cpu's labels1000 models, seeds 0, 1, 2: KL 17.27, 17.42, 17.97 at the last "
+             "epoch here, MI + MD 17.54, 17.39, 17.94 from the evaluation); how much of that each cause explains is not measured."),
     "fig5": ("These models were trained on a small subset of the training images (the scope banner) and "
              "memorise it (NLL_train far below NLL_test): a test reconstruction can then look like a training "
              "image rather than its own input, a sign of the scale, not of the method."),
