@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import io
 import os
 import shutil
@@ -33,7 +34,9 @@ from vaeas.errors import VaeasError
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-BASE = yaml.safe_load((REPO / "params.yaml").read_text())
+# A JSON round trip unshares the nodes YAML's merge key ('<<') aliases: mnist-scaling's sections
+# are mnist-cpu's objects after safe_load, and a mutation must touch one profile only.
+BASE = json.loads(json.dumps(yaml.safe_load((REPO / "params.yaml").read_text())))
 PROFILES = sorted(BASE["profiles"])
 EXPERIMENTS = ("table1", "table2", "table3", "fig2")
 
