@@ -93,3 +93,32 @@ def test_keep_records_the_machine_a_model_was_trained_on(tmp_path):
     finished.keep(config, model)
     machine = finished.kept_record(model)["trained_on"]
     assert set(machine) == {"cpu", "torch", "threads"} and machine["threads"] >= 1
+
+
+def test_carry_over_keeps_a_row_whose_model_is_gone_only_if_its_configuration_is_unchanged(project, tmp_path):
+    """`vaeas seeds --carry-over`: a run whose metrics.json is absent keeps its committed row when
+    that row's config_digest is the digest of the run's configuration now; a changed configuration
+    or a missing row is refused naming the run, and the file is left as it was."""
+    from vaeas import contract
+
+    contract.write_run_configs(project)
+    drivers.make_seeds(project, "table2")
+    before = open("results/t/seeds/table2.csv").read()
+    assert pd.read_csv("results/t/seeds/table2.csv").config_digest.notna().all()
+    (tmp_path / "runs/t/table2/a1_b0p5/seed1/metrics.json").unlink()
+    with pytest.raises(VaeasError, match="a1_b0p5/seed1/metrics.json"):
+        drivers.make_seeds(project, "table2")                              # without the flag: refused
+    drivers.make_seeds(project, "table2", carry_over=True)
+    assert open("results/t/seeds/table2.csv").read() == before           # the same rows, byte for byte
+
+    params = yaml.safe_load(open("params.yaml"))
+    params["experiments"]["table2"]["runs"]["a1_b0p5"]["beta"] = 0.25
+    open("params.yaml", "w").write(yaml.safe_dump(params, sort_keys=False))
+    with pytest.raises(VaeasError, match=r"row 'table2\.a1_b0p5\.seed1' was made with another configuration"):
+        drivers.make_seeds(load_config("params.yaml"), "table2", carry_over=True)
+    assert open("results/t/seeds/table2.csv").read() == before
+
+    frame = pd.read_csv("results/t/seeds/table2.csv")
+    frame[frame.run_id != "table2.a1_b0p5.seed1"].to_csv("results/t/seeds/table2.csv", index=False)
+    with pytest.raises(VaeasError, match=r"has no row 'table2\.a1_b0p5\.seed1' to carry over"):
+        drivers.make_seeds(project, "table2", carry_over=True)

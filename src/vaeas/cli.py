@@ -182,7 +182,7 @@ def _report_command(name: str, *arg_names: str):
     return command
 
 
-cmd_seeds = _report_command("seeds", "experiment")
+cmd_seeds = _report_command("seeds", "experiment", "carry_over")
 cmd_baselines = _report_command("baselines", "experiment")
 cmd_scaling = _report_command("scaling")
 cmd_table = _report_command("table", "table")
@@ -307,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("seeds", help="an experiment's per-seed results, every metric and its provenance -> results/<profile>/seeds/EXPERIMENT.csv")
     p.add_argument("experiment", help="an experiment with runs: table1, table2, table3, fig2, baselines_mnist, baselines_omniglot or scaling")
+    p.add_argument("--carry-over", action="store_true",
+                   help="keep the existing file's row of a run whose metrics.json is absent, if made with the run's "
+                        "current configuration (config_digest); for studies accumulated across machines")
     _add_config_args(p)
     p.set_defaults(func=cmd_seeds)
 

@@ -41,7 +41,7 @@ from .claims import check_claims, write_claims
 from .figures import combine_mc, figure_kl_decomposition, figure_mc_vs_softmax, figure_reconstructions, figure_table
 from .provenance import Section, provenance, read_metrics, stage_times_from_seeds, write_report
 from .scope import EXPERIMENT_NAMES, PAPER_SCALE, Scale, scope_banner
-from .seeds import read_seed_rows, seed_rows, write_seed_rows
+from .seeds import carried_seed_rows, read_seed_rows, seed_rows, write_seed_rows
 from .tables import build_table, write_table
 
 
@@ -118,15 +118,25 @@ def deviations(cfg: Config) -> list[str]:
     return out
 
 
-def make_seeds(cfg: Config, experiment: str) -> None:
-    """``vaeas seeds EXPERIMENT``: the experiment's per-seed results file (vaeas.report.seeds)."""
+def make_seeds(cfg: Config, experiment: str, carry_over: bool = False) -> None:
+    """``vaeas seeds EXPERIMENT``: the experiment's per-seed results file (vaeas.report.seeds).
+
+    With ``carry_over`` (``--carry-over``), a run and seed whose metrics.json is absent keeps its
+    row of the existing file, provided that row was made with the configuration the run has now
+    (its ``config_digest`` equals the digest of the run's config.json as resolved from params.yaml);
+    otherwise the command refuses, naming the run. This lets a study longer than one machine's
+    stretch accumulate its rows across machines whose models are gone (docs/scaling.md)."""
     if experiment not in exps.EXPERIMENTS or not exps.runs(cfg, experiment):
         known = ", ".join(experiments_with_runs(cfg)) or "none"
         raise VaeasError(f"no runs of experiment '{experiment}' in profile '{cfg.profile}' (experiments with runs: {known})")
     inputs = seeds_inputs(cfg, experiment)
-    readers.require(inputs)
     half = len(inputs) // 2
-    write_seed_rows(seed_rows(cfg, experiment, inputs[:half], inputs[half:]), seeds_path(cfg, experiment))
+    if not carry_over:
+        readers.require(inputs)
+        write_seed_rows(seed_rows(cfg, experiment, inputs[:half], inputs[half:]), seeds_path(cfg, experiment))
+        return
+    write_seed_rows(carried_seed_rows(cfg, experiment, inputs[:half], inputs[half:], seeds_path(cfg, experiment)),
+                    seeds_path(cfg, experiment))
 
 
 def _metrics_rows(cfg: Config, experiment: str) -> list[dict]:

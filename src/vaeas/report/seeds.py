@@ -26,6 +26,7 @@ import pandas as pd
 from .. import contract, objectives
 from .. import experiments as exps
 from ..config import Config
+from ..errors import VaeasError
 from ..finished import kept_record
 from ..io import atomic_path
 
@@ -37,8 +38,13 @@ PROVENANCE = ("config_digest", "train_code", "cpu", "torch", "threads", "train_s
 def seed_rows(cfg: Config, experiment: str, metrics_paths: list[str], log_paths: list[str]) -> pd.DataFrame:
     """The rows of ``experiment``: its runs x seeds in grid order, reading the given metrics.json
     and model.log.csv paths (one per run and seed, in that order)."""
-    rows = []
     pairs = [(run, seed) for run in exps.runs(cfg, experiment) for seed in exps.seeds(cfg)]
+    return seed_rows_for(cfg, pairs, metrics_paths, log_paths)
+
+
+def seed_rows_for(cfg: Config, pairs: list, metrics_paths: list[str], log_paths: list[str]) -> pd.DataFrame:
+    """The rows of the given (run, seed) pairs, reading one metrics.json and model.log.csv each."""
+    rows = []
     for (run, seed), metrics_file, log_file in zip(pairs, metrics_paths, log_paths):
         metrics = json.loads(Path(metrics_file).read_text())
         trained_as = metrics.get("run_id", "")
@@ -54,7 +60,11 @@ def seed_rows(cfg: Config, experiment: str, metrics_paths: list[str], log_paths:
                     "torch": machine.get("torch", ""), "threads": machine.get("threads", ""),
                     "train_seconds": _train_seconds(log_file), "eval_seconds": metrics.get("seconds", math.nan)})
         rows.append(row)
-    frame = pd.DataFrame(rows)
+    return _ordered(pd.DataFrame(rows))
+
+
+def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    """Identity columns first, then the hyper-parameters, the metrics, and the provenance last."""
     if frame.empty:
         return frame
     hyper = [c for o in objectives.REGISTRY.values() for c in o.param_names() if c in frame.columns]
@@ -63,13 +73,54 @@ def seed_rows(cfg: Config, experiment: str, metrics_paths: list[str], log_paths:
     return frame[[*FIRST, *hyper, *rest, *PROVENANCE]]
 
 
+def carried_seed_rows(cfg: Config, experiment: str, metrics_paths: list[str], log_paths: list[str],
+                      existing: str) -> pd.DataFrame:
+    """:func:`seed_rows` for the runs and seeds whose metrics.json exists; each other one's row
+    is taken from the per-seed file ``existing`` when its ``config_digest`` equals the digest of
+    the run's configuration resolved now (:func:`vaeas.contract.resolved`, the content its
+    config.json would have). Raises VaeasError naming the first run and seed that has neither."""
+    pairs = [(run, seed) for run in exps.runs(cfg, experiment) for seed in exps.seeds(cfg)]
+    try:
+        old = pd.read_csv(existing, dtype={"run": str, "trained_as": str, "cpu": str, "train_code": str,
+                                           "torch": str, "config_digest": str})
+    except FileNotFoundError:
+        old = pd.DataFrame({"run_id": [], "config_digest": []})
+    old_by_id = {r["run_id"]: r for r in old.to_dict("records")}
+    present = [i for i, path in enumerate(metrics_paths) if Path(path).is_file()]
+    fresh = seed_rows_for(cfg, [pairs[i] for i in present], [metrics_paths[i] for i in present],
+                          [log_paths[i] for i in present])
+    fresh_by_id = {r["run_id"]: r for r in fresh.to_dict("records")}
+    rows = []
+    for run, seed in pairs:
+        run_id = f"{run.id}.seed{seed}"
+        if run_id in fresh_by_id:
+            rows.append(fresh_by_id[run_id])
+            continue
+        kept = old_by_id.get(run_id)
+        if kept is None:
+            raise VaeasError(f"{metrics_paths[pairs.index((run, seed))]} not found and {existing} has no row "
+                             f"'{run_id}' to carry over; train and evaluate that run")
+        want = _digest_of(contract.resolved(cfg, run, seed))
+        if str(kept.get("config_digest")) != want:
+            raise VaeasError(f"{existing}: row '{run_id}' was made with another configuration "
+                             f"(config_digest {kept.get('config_digest')}, now {want}); retrain that run")
+        rows.append(kept)
+    return _ordered(pd.DataFrame(rows))
+
+
 def _config_digest(path: Path) -> str:
     """sha256 (16 hex digits) of the config.json groups a run's metrics depend on; blank when
     the file is missing or unreadable."""
     try:
-        groups = contract.part(path, contract.EVALUATE_KEYS)
+        return _digest_of(contract.read(path))
     except Exception:          # noqa: BLE001 - provenance is best effort, never a failure
         return ""
+
+
+def _digest_of(content: dict) -> str:
+    """The digest of :func:`_config_digest` from a config.json's content (as parsed, or as
+    :func:`vaeas.contract.resolved` builds it: a JSON round trip first, so both read alike)."""
+    groups = contract.part(json.loads(contract.dumps(content)), contract.EVALUATE_KEYS)
     groups["run"] = {k: v for k, v in (groups.get("run") or {}).items() if k != "run_id"}
     return hashlib.sha256(json.dumps(groups, sort_keys=True).encode()).hexdigest()[:16]
 
