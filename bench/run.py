@@ -41,6 +41,9 @@ def main(argv=None) -> int:
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="wall: wall time on all threads; cpu: process CPU time on one thread (robust to "
                         "other processes on a shared machine)")
+    p.add_argument("--precision", action="append", choices=["fp32", "bf16"],
+                   help="step-profile's precision(s) (training.precision; bf16 = autocast; default fp32); "
+                        "the floor is fp32's matmuls either way")
     p.add_argument("--device", default="cpu", help="device of benchmarks 1 and 3 (e.g. cuda); 2 and 4 run on the CPU")
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args(argv)
@@ -72,10 +75,11 @@ def main(argv=None) -> int:
         from . import step
         cfg = load_config("params.yaml", profile=args.step_profile)
         m = cfg.model
-        for n in args.step_classes or [1_000, 10_000]:
-            r = results[f"step-{args.step_profile}-N{n}"] = step.run(repeats=args.repeats, device=args.device, n_train=n,
-                                                                   model_cfg=m, batch=cfg.training.batch_size, with_naive=False)
-            rows.append((f"1b training step, profile {args.step_profile} (batch {r['batch']}, {m.activation}, "
+        for n, precision in [(n, pr) for n in args.step_classes or [1_000, 10_000] for pr in args.precision or ["fp32"]]:
+            key = f"step-{args.step_profile}-N{n}" + ("" if precision == "fp32" else f"-{precision}")
+            r = results[key] = step.run(repeats=args.repeats, device=args.device, n_train=n, model_cfg=m,
+                                        batch=cfg.training.batch_size, with_naive=False, precision=precision)
+            rows.append((f"1b training step, profile {args.step_profile}, {precision} (batch {r['batch']}, {m.activation}, "
                          f"decoder {m.decoder_layers} × {m.hidden_units}, classifier → {n:,})",
                          f"{fmt_s(r['step_s'])}/step vs floor {fmt_s(r['floor_s'])} "
                          f"(matmul {fmt_s(r['matmul_s'])} = {r['flops'] / 1e9:.2f} GFLOP at {r['sgemm_flops_per_s'] / 1e9:.0f} GFLOP/s; "

@@ -76,8 +76,11 @@ def floor_seconds(cfg: Config, batch: int, repeats: int, device="cpu", n_train: 
 
 
 def run(repeats: int = 5, rounds: int = 2, with_naive: bool = True, device="cpu", n_train: int = N_TRAIN,
-        model_cfg: ModelConfig | None = None, batch: int = 128) -> dict:
-    cfg, model, label_spec, x, labels, gen = setup(batch=batch, device=device, n_train=n_train, model=model_cfg)
+        model_cfg: ModelConfig | None = None, batch: int = 128, precision: str = "fp32") -> dict:
+    """The step (at ``precision``: fp32, or bf16 autocast as ``training.precision``) against the
+    fp32 floor, best of ``rounds`` interleaved measurements."""
+    cfg, model, label_spec, x, labels, gen = setup(batch=batch, device=device, n_train=n_train, model=model_cfg,
+                                                   precision=precision)
     step = make_step(cfg, model, label_spec, x, labels, gen)
     best_step, best_floor, best_naive = math.inf, None, math.inf
     naive_model = naive_opt = None
@@ -94,7 +97,7 @@ def run(repeats: int = 5, rounds: int = 2, with_naive: bool = True, device="cpu"
             best_naive = min(best_naive, time_fn(
                 lambda: naive.naive_step(naive_model, naive_opt, x, labels, 1.0, 1.0, n_train, gen),
                 max(2, repeats // 2), warmup=1, device=device).best)
-    out = {**best_floor, "n_train": n_train, "batch": batch, "step_s": best_step, "ratio": best_step / best_floor["floor_s"],
+    out = {**best_floor, "n_train": n_train, "batch": batch, "precision": precision, "step_s": best_step, "ratio": best_step / best_floor["floor_s"],
            "achieved_flops_per_s": best_floor["flops"] / best_step}
     if with_naive:
         out.update(naive_s=best_naive, speedup_vs_naive=best_naive / best_step)
