@@ -122,3 +122,16 @@ def test_carry_over_keeps_a_row_whose_model_is_gone_only_if_its_configuration_is
     frame[frame.run_id != "table2.a1_b0p5.seed1"].to_csv("results/t/seeds/table2.csv", index=False)
     with pytest.raises(VaeasError, match=r"has no row 'table2\.a1_b0p5\.seed1' to carry over"):
         drivers.make_seeds(project, "table2", carry_over=True)
+
+
+def test_allow_missing_leaves_out_and_names_a_run_that_has_neither(project, tmp_path, capsys):
+    from vaeas import contract
+
+    contract.write_run_configs(project)
+    (tmp_path / "runs/t/table2/a1_b0p5/seed1/metrics.json").unlink()
+    with pytest.raises(VaeasError, match="--allow-missing needs --carry-over"):
+        drivers.make_seeds(project, "table2", allow_missing=True)
+    drivers.make_seeds(project, "table2", carry_over=True, allow_missing=True)      # no earlier file at all
+    frame = pd.read_csv("results/t/seeds/table2.csv")
+    assert frame.run_id.tolist() == ["table2.vae.seed0", "table2.vae.seed1", "table2.a1_b0p5.seed0"]
+    assert capsys.readouterr().out.strip() == "vaeas seeds: 1 of 4 left out (no metrics.json, no row to carry over): table2.a1_b0p5.seed1"

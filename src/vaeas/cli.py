@@ -182,7 +182,7 @@ def _report_command(name: str, *arg_names: str):
     return command
 
 
-cmd_seeds = _report_command("seeds", "experiment", "carry_over")
+cmd_seeds = _report_command("seeds", "experiment", "carry_over", "allow_missing")
 cmd_baselines = _report_command("baselines", "experiment")
 cmd_scaling = _report_command("scaling")
 cmd_table = _report_command("table", "table")
@@ -310,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--carry-over", action="store_true",
                    help="keep the existing file's row of a run whose metrics.json is absent, if made with the run's "
                         "current configuration (config_digest); for studies accumulated across machines")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="with --carry-over: leave out (and name) a run that has neither; a partial study")
     _add_config_args(p)
     p.set_defaults(func=cmd_seeds)
 

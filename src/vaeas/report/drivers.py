@@ -118,14 +118,18 @@ def deviations(cfg: Config) -> list[str]:
     return out
 
 
-def make_seeds(cfg: Config, experiment: str, carry_over: bool = False) -> None:
+def make_seeds(cfg: Config, experiment: str, carry_over: bool = False, allow_missing: bool = False) -> None:
     """``vaeas seeds EXPERIMENT``: the experiment's per-seed results file (vaeas.report.seeds).
 
     With ``carry_over`` (``--carry-over``), a run and seed whose metrics.json is absent keeps its
     row of the existing file, provided that row was made with the configuration the run has now
     (its ``config_digest`` equals the digest of the run's config.json as resolved from params.yaml);
     otherwise the command refuses, naming the run. This lets a study longer than one machine's
-    stretch accumulate its rows across machines whose models are gone (docs/scaling.md)."""
+    stretch accumulate its rows across machines whose models are gone (docs/scaling.md). With
+    ``allow_missing`` too, a run and seed that has neither is left out of the file and named on
+    stdout: a partial study, whose tables count the seeds each point has."""
+    if allow_missing and not carry_over:
+        raise VaeasError("--allow-missing needs --carry-over (a complete grid needs every metrics.json)")
     if experiment not in exps.EXPERIMENTS or not exps.runs(cfg, experiment):
         known = ", ".join(experiments_with_runs(cfg)) or "none"
         raise VaeasError(f"no runs of experiment '{experiment}' in profile '{cfg.profile}' (experiments with runs: {known})")
@@ -135,8 +139,12 @@ def make_seeds(cfg: Config, experiment: str, carry_over: bool = False) -> None:
         readers.require(inputs)
         write_seed_rows(seed_rows(cfg, experiment, inputs[:half], inputs[half:]), seeds_path(cfg, experiment))
         return
-    write_seed_rows(carried_seed_rows(cfg, experiment, inputs[:half], inputs[half:], seeds_path(cfg, experiment)),
-                    seeds_path(cfg, experiment))
+    rows, missing = carried_seed_rows(cfg, experiment, inputs[:half], inputs[half:], seeds_path(cfg, experiment),
+                                      allow_missing)
+    write_seed_rows(rows, seeds_path(cfg, experiment))
+    if missing:
+        print(f"vaeas seeds: {len(missing)} of {len(missing) + len(rows)} left out (no metrics.json, no row to carry over): "
+              + ", ".join(missing))
 
 
 def _metrics_rows(cfg: Config, experiment: str) -> list[dict]:

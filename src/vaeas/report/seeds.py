@@ -74,11 +74,12 @@ def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def carried_seed_rows(cfg: Config, experiment: str, metrics_paths: list[str], log_paths: list[str],
-                      existing: str) -> pd.DataFrame:
+                      existing: str, allow_missing: bool = False) -> tuple[pd.DataFrame, list[str]]:
     """:func:`seed_rows` for the runs and seeds whose metrics.json exists; each other one's row
     is taken from the per-seed file ``existing`` when its ``config_digest`` equals the digest of
     the run's configuration resolved now (:func:`vaeas.contract.resolved`, the content its
-    config.json would have). Raises VaeasError naming the first run and seed that has neither."""
+    config.json would have). A run and seed that has neither raises VaeasError naming it, or with
+    ``allow_missing`` is left out; returns the rows and the run ids left out."""
     pairs = [(run, seed) for run in exps.runs(cfg, experiment) for seed in exps.seeds(cfg)]
     try:
         old = pd.read_csv(existing, dtype={"run": str, "trained_as": str, "cpu": str, "train_code": str,
@@ -90,13 +91,16 @@ def carried_seed_rows(cfg: Config, experiment: str, metrics_paths: list[str], lo
     fresh = seed_rows_for(cfg, [pairs[i] for i in present], [metrics_paths[i] for i in present],
                           [log_paths[i] for i in present])
     fresh_by_id = {r["run_id"]: r for r in fresh.to_dict("records")}
-    rows = []
+    rows, missing = [], []
     for run, seed in pairs:
         run_id = f"{run.id}.seed{seed}"
         if run_id in fresh_by_id:
             rows.append(fresh_by_id[run_id])
             continue
         kept = old_by_id.get(run_id)
+        if kept is None and allow_missing:
+            missing.append(run_id)
+            continue
         if kept is None:
             raise VaeasError(f"{metrics_paths[pairs.index((run, seed))]} not found and {existing} has no row "
                              f"'{run_id}' to carry over; train and evaluate that run")
@@ -105,7 +109,9 @@ def carried_seed_rows(cfg: Config, experiment: str, metrics_paths: list[str], lo
             raise VaeasError(f"{existing}: row '{run_id}' was made with another configuration "
                              f"(config_digest {kept.get('config_digest')}, now {want}); retrain that run")
         rows.append(kept)
-    return _ordered(pd.DataFrame(rows))
+    if not rows:
+        raise VaeasError(f"no run of experiment '{experiment}' has a metrics.json or a row in {existing}")
+    return _ordered(pd.DataFrame(rows)), missing
 
 
 def _config_digest(path: Path) -> str:
