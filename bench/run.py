@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="wall: wall time on all threads; cpu: process CPU time on one thread (robust to "
                         "other processes on a shared machine)")
-    p.add_argument("--precision", action="append", choices=["fp32", "bf16"],
+    p.add_argument("--precision", action="append", choices=["fp32", "bf16", "bf16w"],
                    help="step-profile's precision(s) (training.precision; bf16 = autocast; default fp32); "
                         "the floor is fp32's matmuls either way")
     p.add_argument("--device", default="cpu", help="device of benchmarks 1 and 3 (e.g. cuda); 2 and 4 run on the CPU")

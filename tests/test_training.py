@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from vaeas import data
+from vaeas import data, runtime
 from vaeas.config import Config, DataConfig, LabelConfig, ModelConfig, TrainingConfig
 from vaeas.errors import VaeasError
 from vaeas.models import VAE, make_labels
@@ -146,10 +146,35 @@ def test_checkpoint_of_another_configuration_is_not_used(digits_root, tmp_path, 
     assert [r["loss"] for r in meta["history"]] == [r["loss"] for r in load_model(ref)[1]["history"]]
 
 
-def test_bf16_autocast_path_runs_on_cpu(digits_root, tmp_path):
+def test_bf16_autocast_path_runs_on_cpu(digits_root, tmp_path, monkeypatch):
+    # Pretend the CPU multiplies bf16 natively, so the autocast path runs on any machine.
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"amx_bf16"}))
     cfg = small_config(digits_root, epochs=1, precision="bf16")
-    _, meta = load_model(train(cfg, RunSpec("digits", "vaeas"), tmp_path / "m.pt", progress=False))
+    fp32 = train(small_config(digits_root, epochs=1), RunSpec("digits", "vaeas"), tmp_path / "f.pt", progress=False)
+    model, meta = load_model(train(cfg, RunSpec("digits", "vaeas"), tmp_path / "m.pt", progress=False))
+    assert meta["precision"] == "bf16"
     assert all(math.isfinite(meta["history"][0][k]) for k in ("loss", "recon", "kl", "mi", "md", "sc"))
+    # bf16 rounds every matmul's operands (relative 2^-8), so one epoch already moves the weights:
+    # the autocast really ran (a silent fp32 fallback would give these bytes exactly).
+    assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), load_model(fp32)[0].state_dict().values()))
+
+
+def test_bf16_on_a_cpu_without_bf16_matmuls_trains_fp32_and_says_so(digits_root, tmp_path, monkeypatch, capsys):
+    """Where the CPU lacks AVX512-BF16 and AMX-BF16, training.precision bf16 falls back to fp32
+    (oneDNN would emulate bf16, slower than fp32): the same bytes as an fp32 run on this machine,
+    one line on stderr naming the key and the missing flags, and the model file records fp32."""
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    spec = RunSpec("digits", "vaeas")
+    fp32 = train(small_config(digits_root, epochs=1), spec, tmp_path / "f.pt", progress=False)
+    capsys.readouterr()
+    asked = train(small_config(digits_root, epochs=1, precision="bf16"), spec, tmp_path / "b.pt", progress=False)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["vaeas: digits VAE-AS α=1 β=1 seed 0: training.precision 'bf16': this CPU has no bf16 "
+                   "matmul instructions (avx512_bf16 or amx_bf16 absent from its flags); training in fp32 instead"]
+    (m32, meta32), (mb, metab) = load_model(fp32), load_model(asked)
+    assert metab["precision"] == "fp32" and meta32["precision"] == "fp32"
+    assert all(torch.equal(a, b) for a, b in zip(m32.state_dict().values(), mb.state_dict().values()))
+    assert [r["loss"] for r in meta32["history"]] == [r["loss"] for r in metab["history"]]
 
 
 def test_bad_run_specs_are_refused_before_compute(digits_root, tmp_path):

@@ -30,6 +30,40 @@ def autocast_context(device: torch.device, precision: str):
     return nullcontext()
 
 
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str] | None:
+    """The CPU's feature flags as Linux lists them (the first ``flags`` line); None where the
+    file is absent or has no such line (another OS), so callers can tell unknown from absent."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        return None
+    return None
+
+
+def effective_precision(device: torch.device, precision: str, flags: frozenset[str] | None = None) -> tuple[str, str | None]:
+    """The precision a run trains in, and a one-line note when it differs from the one asked.
+
+    bf16 autocast on a CPU pays only where the CPU multiplies bf16 natively (AVX512-BF16 or
+    AMX-BF16): elsewhere oneDNN emulates it, slower than fp32 and no more faithful
+    (docs/performance.md §1b). So ``bf16`` on such a CPU falls back to ``fp32`` and says so; the
+    model file records the precision used. CUDA devices are left as asked. ``flags``: the CPU's
+    flags (default: :func:`cpu_flags`); unknown flags (no /proc/cpuinfo) keep bf16 as asked.
+    """
+    if precision != "bf16" or device.type != "cpu":
+        return precision, None
+    flags = cpu_flags() if flags is None else flags
+    if flags is None or any(f in flags for f in BF16_CPU_FLAGS):
+        return precision, None
+    return "fp32", ("training.precision 'bf16': this CPU has no bf16 matmul instructions "
+                    f"({' or '.join(BF16_CPU_FLAGS)} absent from its flags); training in fp32 instead")
+
+
 _ALLOCATOR_TUNED = False
 
 

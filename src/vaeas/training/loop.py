@@ -21,6 +21,7 @@ no gain on CPU and went (docs/decisions.md D32).
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from ..monitoring import monitor_row, monitor_subset
 from ..objectives import LOGGED, standard_normal
 from ..progress import epoch_bar
 from ..run import RunSpec
-from ..runtime import autocast_context, binarize, eval_binarized, resolve_device, tune_allocator
+from ..runtime import autocast_context, binarize, effective_precision, eval_binarized, resolve_device, tune_allocator
 from .checkpoint import CHECKPOINT_FORMAT, MODEL_FORMAT, VALID_COLUMN, load_checkpoint, run_record, save_atomic, write_log_csv
 from .step import backward, loss_terms
 from .validation import Best, Validator, is_due
@@ -81,6 +82,9 @@ def train(cfg: Config, spec: RunSpec, out: str | Path, progress: bool | str = Tr
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = cfg.training.precision == "tf32"
         torch.backends.cudnn.allow_tf32 = cfg.training.precision == "tf32"
+    precision, fallback = effective_precision(device, cfg.training.precision)
+    if fallback:
+        print(f"vaeas: {spec.describe()}: {fallback}", file=sys.stderr, flush=True)
 
     record = run_record(cfg, spec)
     model = build_model(cfg, spec, data_dim, label_spec)
@@ -118,7 +122,7 @@ def train(cfg: Config, spec: RunSpec, out: str | Path, progress: bool | str = Tr
             idx = perm[step * batch:(step + 1) * batch]
             x = binarize(train_x[idx], generator)
             y = None if labels is None else labels[idx]
-            with autocast_context(device, cfg.training.precision):
+            with autocast_context(device, precision):
                 terms = loss_terms(model, x, y, spec, label_spec, generator, epoch + step / steps)
             optimizer.zero_grad(set_to_none=True)
             backward(terms, params_vae, params_cls)
@@ -154,7 +158,7 @@ def train(cfg: Config, spec: RunSpec, out: str | Path, progress: bool | str = Tr
                  "config": cfg.to_dict(), "data_dim": data_dim, "image_shape": list(dataset.image_shape),
                  "labels": None if label_spec is None else {"classes": label_spec.classes, "heads": label_spec.heads},
                  "model": {n: v.cpu() for n, v in model.state_dict().items()}, "history": history,
-                 "best": _best(validator)}, out)
+                 "best": _best(validator), "precision": precision}, out)
     ckpt_path.unlink(missing_ok=True)
     return out
 
