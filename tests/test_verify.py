@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -30,6 +31,7 @@ def committed(run_rows):
 ROWS = committed([
     {"run_id": "table2.a1_b5.seed0", "experiment": "table2", "run": "a1_b5", "seed": 0, "nll_test": 30.0, "au": 5},
     {"run_id": "table2.a1_b5.seed1", "experiment": "table2", "run": "a1_b5", "seed": 1, "nll_test": 32.0, "au": 5},
+    {"run_id": "table2.a1_b5.seed2", "experiment": "table2", "run": "a1_b5", "seed": 2, "nll_test": 31.0, "au": 5},
     {"run_id": "table2.a0p2_b1.seed0", "experiment": "table2", "run": "a0p2_b1", "seed": 0, "nll_test": 31.0, "au": 4},
     {"run_id": "baselines_mnist.a1_b5.seed0", "experiment": "baselines_mnist", "run": "a1_b5", "seed": 0,
      "trained_as": "table2.a1_b5.seed0", "nll_test": 30.0, "au": 5}])
@@ -38,7 +40,8 @@ ROWS = committed([
 def test_select_names_the_model_a_shared_run_reads_and_checks_names_first(ci):
     cells = V.select(ci, ROWS, ["baselines_mnist.a1_b5"], [0])
     assert [c.id for c in cells] == ["table2.a1_b5.seed0"]                  # Table B's row is Table 2's model
-    assert cells[0].sd["nll_test"] == pytest.approx(math.sqrt(2)) and cells[0].sd["au"] == 0.0
+    assert cells[0].sd["nll_test"] == pytest.approx(1.0) and cells[0].sd["au"] == 0.0
+    assert cells[0].mean == {"nll_test": 31.0, "au": 5.0} and cells[0].n == {"nll_test": 3, "au": 3}
     assert V.expected_seconds(cells) == 90.0
     with pytest.raises(VaeasError, match="cell table2.a0p2_b1.seed1 has no committed row"):
         V.select(ci, ROWS, ["table2.a0p2_b1"], [1])
@@ -49,16 +52,52 @@ def test_select_names_the_model_a_shared_run_reads_and_checks_names_first(ci):
     assert all(not c.run.same_as for c in sample)
 
 
-def test_compare_reads_bitwise_noise_and_differs(ci):
-    cell = V.select(ci, ROWS, ["table2.a1_b5"], [0])[0]             # nll_test sd √2, au sd 0
+def t_quantile_df2(q):
+    """Student's t quantile with 2 degrees of freedom in closed form: F(t) = 1/2 + t / (2√(2 + t²))."""
+    return (2 * q - 1) / math.sqrt(2 * q * (1 - q))
+
+
+def test_bound_is_the_family_wise_prediction_interval_of_one_new_draw():
+    for m in (1, 2, 10):
+        q = 1 - V.ALPHA / (2 * m)
+        assert V.bound(3, m) == pytest.approx(t_quantile_df2(q) * math.sqrt(4 / 3), rel=1e-9)
+        assert V.bound(2, m) == pytest.approx(math.tan(math.pi * (q - 0.5)) * math.sqrt(3 / 2), rel=1e-9)
+    assert V.bound(3, 1) == pytest.approx(4.303 * math.sqrt(4 / 3), abs=1e-3)      # t₀.₉₇₅,₂ = 4.303
+    with pytest.raises(ValueError, match="n ≥ 2"):
+        V.bound(1, 3)
+
+
+def test_a_rerun_from_the_same_distribution_reads_differs_at_most_alpha():
+    """The property the bound is for: 3 committed seeds and one rerun, 10 independent normal metrics,
+    all from one distribution. Bonferroni makes the cell's false-alarm rate 1 − (1 − α/10)¹⁰ = 4.89 %
+    exactly (independent metrics); 40,000 simulated cells measure it to ± 0.11 % (one binomial sd),
+    so ± 0.5 % fails a bound off by 10 %. The old rule (|rerun − committed| ≤ 3 sd) alarms in ~78 %."""
+    rng = np.random.default_rng(0)
+    cells, m, n = 40_000, 10, 3
+    seeds, rerun = rng.standard_normal((cells, m, n)), rng.standard_normal((cells, m))
+    z = (rerun - seeds.mean(axis=2)) / seeds.std(axis=2, ddof=1)
+    rate = float((np.abs(z) > V.bound(n, m)).any(axis=1).mean())
+    assert rate == pytest.approx(1 - (1 - V.ALPHA / m) ** m, abs=0.005)
+    old = float((np.abs(rerun - seeds[:, :, 0]) > 3 * seeds.std(axis=2, ddof=1)).any(axis=1).mean())
+    assert old > 0.7
+
+
+def test_compare_reads_bitwise_noise_differs_and_one_seed(ci):
+    cell = V.select(ci, ROWS, ["table2.a1_b5"], [0])[0]             # nll_test 30, 32, 31: mean 31, sd 1; au sd 0
+    b = V.bound(3, 2)                                               # 7.165 sd: t₂(1 − 0.05/4) · √(4/3)
+    assert b == pytest.approx(7.165, abs=1e-3)
     assert V.compare(cell, {"nll_test": 30.0, "au": 5})[1] == V.BITWISE
-    # 1e-9 inside the 3-sd edge: the difference and the sd are each a few float64 operations on values
-    # ≤ 35, rounding error ~1e-14 on any CPU, far below the margin
-    table, verdict = V.compare(cell, {"nll_test": 30.0 + 3 * math.sqrt(2) - 1e-9, "au": 8})
-    assert verdict == V.NOISE                       # 3 sd; a count whose seeds agree: 3 × its floor of one unit
-    assert table[0]["in seed sds"] == pytest.approx(3.0)
-    assert V.compare(cell, {"nll_test": 30.0, "au": 9})[1] == V.DIFFERS    # four units where seeds agree
-    assert V.compare(cell, {"nll_test": 35.0, "au": 5})[1] == V.DIFFERS
+    # 1e-9 inside the edge: mean, sd and bound are each a few float64 operations on values ≤ 40,
+    # rounding error ~1e-14 on any CPU, far below the margin
+    table, verdict = V.compare(cell, {"nll_test": 31.0 + b - 1e-9, "au": 12})
+    assert verdict == V.NOISE                       # a count whose seeds agree: its sd floored at one unit
+    assert table[0]["z"] == pytest.approx(b) and table[0]["bound"] == pytest.approx(b)
+    assert table[0]["difference"] == pytest.approx(1.0 + b) and table[1]["z"] == 7.0
+    assert V.compare(cell, {"nll_test": 31.0, "au": 13})[1] == V.DIFFERS    # 8 units where seeds agree
+    assert V.compare(cell, {"nll_test": 31.0 - b - 1e-6, "au": 5})[1] == V.DIFFERS
+    single = V.select(ci, ROWS, ["table2.a0p2_b1"], [0])[0]         # one committed seed: no spread
+    assert V.compare(single, {"nll_test": 31.0, "au": 4})[1] == V.BITWISE
+    assert V.compare(single, {"nll_test": 31.5, "au": 4})[1] == V.ONE_SEED
 
 
 def test_a_rerun_on_the_same_machine_is_bitwise(ci, tmp_path):
