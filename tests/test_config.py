@@ -49,7 +49,7 @@ def test_overrides_parse_yaml_values(tmp_path):
 
 def test_unknown_key_is_named(tmp_path):
     path = write(tmp_path, {"training": {"epochz": 3}})
-    assert error_of(path) == f"{path}: unknown key 'training.epochz' (allowed here: batch_size, checkpoint_every, classifier_lr, classifier_steps, device, epochs, lr, monitor_every, monitor_size, precision, threads, validate_every, validate_samples, validate_size)"
+    assert error_of(path) == f"{path}: unknown key 'training.epochz' (allowed here: batch_size, checkpoint_every, classifier_lr, classifier_steps, device, epochs, flush_denormal, lr, monitor_every, monitor_size, precision, threads, validate_every, validate_samples, validate_size)"
 
 
 def test_wrong_type_and_range_are_named(tmp_path):

@@ -177,6 +177,31 @@ def test_bf16_on_a_cpu_without_bf16_matmuls_trains_fp32_and_says_so(digits_root,
     assert [r["loss"] for r in meta32["history"]] == [r["loss"] for r in metab["history"]]
 
 
+def test_flush_denormal_is_set_for_training_only(digits_root, tmp_path, monkeypatch):
+    """training.flush_denormal (D50) switches torch's flush-to-zero on for the run and off after it,
+    so evaluation in the same process (vaeas verify) keeps IEEE subnormals; and it trains."""
+    calls = []
+    real = torch.set_flush_denormal
+    monkeypatch.setattr(torch, "set_flush_denormal", lambda on: calls.append(on) or real(on))
+    for flush in (True, False):
+        cfg = small_config(digits_root, epochs=1, flush_denormal=flush)
+        _, meta = load_model(train(cfg, RunSpec("digits", "vaeas"), tmp_path / f"m{flush}.pt", progress=False))
+        assert math.isfinite(meta["history"][0]["loss"])
+    assert calls == [True, False, False, False]
+    # Off after training: 2^-140 (subnormal in float32) survives an arithmetic operation
+    assert (torch.tensor([2.0 ** -140]) * 1.0).item() == 2.0 ** -140
+
+
+def test_flush_denormal_flushes_subnormal_results_where_supported():
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU has no flush-to-zero (torch.set_flush_denormal returned False)")
+    try:
+        assert (torch.tensor([2.0 ** -140]) * 1.0).item() == 0.0      # flushed: below 2^-126
+        assert (torch.tensor([2.0 ** -120]) * 1.0).item() == 2.0 ** -120   # normal: untouched
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def test_bad_run_specs_are_refused_before_compute(digits_root, tmp_path):
     cfg = small_config(digits_root)
     with pytest.raises(VaeasError, match="unknown objective 'elbo'"):

@@ -78,6 +78,7 @@ class TrainingConfig:
     classifier_lr: float = 1e-3
     device: str = "auto"
     precision: str = "fp32"
+    flush_denormal: bool = False        # float32 subnormals flushed to zero while training (D50)
     threads: int = 0
     checkpoint_every: int = 1
     classifier_steps: int = 0           # extra ω updates per VAE update (D23)

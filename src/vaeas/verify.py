@@ -67,8 +67,8 @@ class Cell:
     seed: int
     row: Mapping
     sd: Mapping[str, float]
-    mean: Mapping[str, float] = None
-    n: Mapping[str, int] = None
+    mean: Mapping[str, float] | None = None
+    n: Mapping[str, int] | None = None
 
     @property
     def id(self) -> str:

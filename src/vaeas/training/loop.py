@@ -70,7 +70,6 @@ def train(cfg: Config, spec: RunSpec, out: str | Path, progress: bool | str = Tr
     """
     tune_allocator()
     out = Path(out)
-    ckpt_path, log_path = out.with_name(out.name + ".ckpt"), out.with_name(out.stem + ".log.csv")
     device = resolve_device(cfg.training.device)
     dataset = data.load(spec.dataset, cfg.data)
     n_train, data_dim = dataset.train_x.shape
@@ -85,7 +84,19 @@ def train(cfg: Config, spec: RunSpec, out: str | Path, progress: bool | str = Tr
     precision, fallback = effective_precision(device, cfg.training.precision)
     if fallback:
         print(f"vaeas: {spec.describe()}: {fallback}", file=sys.stderr, flush=True)
+    # Set either way, so a process that trains several runs gives each its own setting; cleared
+    # on the way out so that what runs after (evaluation in `vaeas verify`) keeps IEEE subnormals.
+    torch.set_flush_denormal(cfg.training.flush_denormal)
+    try:
+        return _train(cfg, spec, out, progress, stop_after_epoch, device, dataset, label_spec, precision)
+    finally:
+        torch.set_flush_denormal(False)
 
+
+def _train(cfg: Config, spec: RunSpec, out: Path, progress, stop_after_epoch, device, dataset, label_spec,
+           precision: str) -> Path:
+    ckpt_path, log_path = out.with_name(out.name + ".ckpt"), out.with_name(out.stem + ".log.csv")
+    n_train, data_dim = dataset.train_x.shape
     record = run_record(cfg, spec)
     model = build_model(cfg, spec, data_dim, label_spec)
     generator = torch.Generator(device=device).manual_seed(spec.seed)
