@@ -60,6 +60,7 @@ def make_step(cfg, model, label_spec, x, labels, gen):
         backward(terms, params_vae, params_cls)
         optimizer.step()
         logged[0] = torch.stack([getattr(terms, k).detach().double() for k in LOGGED])
+    step.optimizer = optimizer          # for benches that reach into Adam's state (bench.denormal)
     return step
 
 

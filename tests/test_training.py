@@ -1,6 +1,9 @@
 """Training: the objective's identities, gradient routing, learning, and bitwise resume."""
 
 import math
+import os
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -179,27 +182,47 @@ def test_bf16_on_a_cpu_without_bf16_matmuls_trains_fp32_and_says_so(digits_root,
 
 def test_flush_denormal_is_set_for_training_only(digits_root, tmp_path, monkeypatch):
     """training.flush_denormal (D50) switches torch's flush-to-zero on for the run and off after it,
-    so evaluation in the same process (vaeas verify) keeps IEEE subnormals; and it trains."""
+    so evaluation in the same process (vaeas verify) keeps IEEE subnormals; and it trains. One
+    thread, so no worker thread of this test process starts with the flag on and keeps it."""
     calls = []
     real = torch.set_flush_denormal
     monkeypatch.setattr(torch, "set_flush_denormal", lambda on: calls.append(on) or real(on))
-    for flush in (True, False):
-        cfg = small_config(digits_root, epochs=1, flush_denormal=flush)
-        _, meta = load_model(train(cfg, RunSpec("digits", "vaeas"), tmp_path / f"m{flush}.pt", progress=False))
-        assert math.isfinite(meta["history"][0]["loss"])
+    threads = torch.get_num_threads()
+    try:
+        for flush in (True, False):
+            cfg = small_config(digits_root, epochs=1, flush_denormal=flush, threads=1)
+            _, meta = load_model(train(cfg, RunSpec("digits", "vaeas"), tmp_path / f"m{flush}.pt", progress=False))
+            assert math.isfinite(meta["history"][0]["loss"])
+    finally:
+        torch.set_num_threads(threads)
     assert calls == [True, False, False, False]
-    # Off after training: 2^-140 (subnormal in float32) survives an arithmetic operation
-    assert (torch.tensor([2.0 ** -140]) * 1.0).item() == 2.0 ** -140
+    # Off after training: 2^-120 * 2^-20 = 2^-140 (subnormal in float32) is kept, bit for bit
+    assert (torch.tensor([2.0 ** -120]) * 2.0 ** -20).view(torch.int32).item() == 1 << 9
 
 
-def test_flush_denormal_flushes_subnormal_results_where_supported():
+PROBE = """
+import torch
+from vaeas.runtime import set_flush_denormal
+torch.set_num_threads(2)
+if {warm}:
+    torch.ones(1 << 20) * 2.0     # starts torch's worker thread with flush-to-zero off
+print(set_flush_denormal(True), set_flush_denormal(False))
+"""
+
+
+@pytest.mark.parametrize("warm, expected", [(False, "True False"), (True, "False True")])
+def test_flush_denormal_reaches_worker_threads_only_if_set_before_they_start(warm, expected):
+    """The flag is per thread and workers copy it when they start. Set first: every thread flushes,
+    and turning it off later reaches the main thread only. Set after a parallel op: only the main
+    thread flushes. set_flush_denormal says which (a fresh interpreter each: this test process's
+    own workers have long started)."""
     if not torch.set_flush_denormal(True):
         pytest.skip("this CPU has no flush-to-zero (torch.set_flush_denormal returned False)")
-    try:
-        assert (torch.tensor([2.0 ** -140]) * 1.0).item() == 0.0      # flushed: below 2^-126
-        assert (torch.tensor([2.0 ** -120]) * 1.0).item() == 2.0 ** -120   # normal: untouched
-    finally:
-        torch.set_flush_denormal(False)
+    torch.set_flush_denormal(False)
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU: torch runs no worker thread")
+    out = subprocess.run([sys.executable, "-c", PROBE.format(warm=warm)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
 
 
 def test_bad_run_specs_are_refused_before_compute(digits_root, tmp_path):

@@ -67,6 +67,24 @@ def effective_precision(device: torch.device, precision: str, flags: frozenset[s
 _ALLOCATOR_TUNED = False
 
 
+def set_flush_denormal(on: bool) -> bool:
+    """Flush float32 subnormals to zero, or not (x86 FTZ/DAZ through ``torch.set_flush_denormal``;
+    D50), and say whether every torch thread now computes that way.
+
+    The flag is a per-thread register: torch's intra-op worker threads copy the calling thread's
+    when they start and keep it, so a setting made after they started reaches this thread only.
+    The probe multiplies 2^-120 by 2^-20 (a subnormal result) on every thread's share of a tensor
+    and reads the results' bits as integers (a float comparison would itself obey DAZ). A CPU
+    without flush-to-zero holds "off" everywhere and "on" nowhere.
+    """
+    if not torch.set_flush_denormal(on):
+        return not on
+    threads = max(1, torch.get_num_threads())
+    out = torch.full((threads * 65_536,), 2.0 ** -120) * 2.0 ** -20     # above torch's grain: split over threads
+    zero = out.view(torch.int32) == 0
+    return bool(zero.all()) if on else not bool(zero.any())
+
+
 def tune_allocator() -> bool:
     """Let glibc keep freed memory for reuse: no ``mmap`` for large blocks (M_MMAP_MAX = 0) and
     a 1 GiB trim threshold. By default every tensor over 32 MB (the 500 × 55,000 gradient, the

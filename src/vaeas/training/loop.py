@@ -36,7 +36,8 @@ from ..monitoring import monitor_row, monitor_subset
 from ..objectives import LOGGED, standard_normal
 from ..progress import epoch_bar
 from ..run import RunSpec
-from ..runtime import autocast_context, binarize, effective_precision, eval_binarized, resolve_device, tune_allocator
+from ..runtime import (autocast_context, binarize, effective_precision, eval_binarized, resolve_device,
+                       set_flush_denormal, tune_allocator)
 from .checkpoint import CHECKPOINT_FORMAT, MODEL_FORMAT, VALID_COLUMN, load_checkpoint, run_record, save_atomic, write_log_csv
 from .step import backward, loss_terms
 from .validation import Best, Validator, is_due
@@ -68,6 +69,19 @@ def train(cfg: Config, spec: RunSpec, out: str | Path, progress: bool | str = Tr
     (False). ``stop_after_epoch`` ends the run early (leaving the checkpoint), as an interruption
     would: used by tests. Returns ``out``, or the checkpoint's path when stopped early.
     """
+    # First, before anything starts torch's worker threads: they copy this thread's flush-to-zero
+    # register when they start and keep it (vaeas.runtime.set_flush_denormal). Set either way, so a
+    # process that trains several runs gives each its own setting; cleared on the way out.
+    if cfg.training.threads:
+        torch.set_num_threads(cfg.training.threads)
+    flush_everywhere = set_flush_denormal(cfg.training.flush_denormal)
+    try:
+        return _train(cfg, spec, out, progress, stop_after_epoch, flush_everywhere)
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _train(cfg: Config, spec: RunSpec, out: str | Path, progress, stop_after_epoch, flush_everywhere: bool) -> Path:
     tune_allocator()
     out = Path(out)
     device = resolve_device(cfg.training.device)
@@ -76,27 +90,18 @@ def train(cfg: Config, spec: RunSpec, out: str | Path, progress: bool | str = Tr
     check_fits_dataset(cfg, spec.dataset, source="", n=n_train, labels=spec.definition.needs_classifier)
     # The fixed labels of the auxiliary classifier (V < N checked just above).
     label_spec = make_labels(n_train, cfg.labels) if spec.definition.needs_classifier else None
-    if cfg.training.threads:
-        torch.set_num_threads(cfg.training.threads)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = cfg.training.precision == "tf32"
         torch.backends.cudnn.allow_tf32 = cfg.training.precision == "tf32"
     precision, fallback = effective_precision(device, cfg.training.precision)
     if fallback:
         print(f"vaeas: {spec.describe()}: {fallback}", file=sys.stderr, flush=True)
-    # Set either way, so a process that trains several runs gives each its own setting; cleared
-    # on the way out so that what runs after (evaluation in `vaeas verify`) keeps IEEE subnormals.
-    torch.set_flush_denormal(cfg.training.flush_denormal)
-    try:
-        return _train(cfg, spec, out, progress, stop_after_epoch, device, dataset, label_spec, precision)
-    finally:
-        torch.set_flush_denormal(False)
-
-
-def _train(cfg: Config, spec: RunSpec, out: Path, progress, stop_after_epoch, device, dataset, label_spec,
-           precision: str) -> Path:
+    if not flush_everywhere:
+        state = "on" if cfg.training.flush_denormal else "off"
+        print(f"vaeas: {spec.describe()}: training.flush_denormal {str(cfg.training.flush_denormal).lower()}: "
+              f"flush-to-zero is {state} on this thread only; torch's worker threads started before it was set "
+              f"keep their own (train in a fresh process, or with training.threads 1)", file=sys.stderr, flush=True)
     ckpt_path, log_path = out.with_name(out.name + ".ckpt"), out.with_name(out.stem + ".log.csv")
-    n_train, data_dim = dataset.train_x.shape
     record = run_record(cfg, spec)
     model = build_model(cfg, spec, data_dim, label_spec)
     generator = torch.Generator(device=device).manual_seed(spec.seed)
