@@ -27,6 +27,8 @@ import copy
 
 import torch
 
+from vaeas.runtime import set_flush_denormal
+
 from .common import fmt_s, load_average, machine, time_fn
 from .step import make_step, setup
 
@@ -56,6 +58,13 @@ def make_subnormal(optimizer: torch.optim.Optimizer, param: torch.Tensor, share:
         t[mask] = (sub * torch.where(t >= 0, 1.0, -1.0))[mask]
 
 
+def _flush(on: bool) -> None:
+    """The setting on every thread, or no measurement (vaeas.runtime.set_flush_denormal's probe)."""
+    if not set_flush_denormal(on):
+        raise RuntimeError(f"flush-to-zero {'on' if on else 'off'} does not hold on every torch thread "
+                           "(run the bench in a fresh process with one thread)")
+
+
 def run(profile: str = "mnist-cpu", classes: int = 10_000, share: float = 0.9, repeats: int = 10,
         rounds: int = 3) -> dict:
     from vaeas.experiments import load_config
@@ -82,13 +91,13 @@ def run(profile: str = "mnist-cpu", classes: int = 10_000, share: float = 0.9, r
         for _ in range(rounds):
             for flush in (False, True):
                 reset()
-                torch.set_flush_denormal(flush)
+                _flush(flush)
                 times[flush] = min(times[flush], time_fn(step, repeats, warmup=1).best)
         # One step from the same state each way: the largest parameter change flushing makes
         after = {}
         for flush in (False, True):
             reset()
-            torch.set_flush_denormal(flush)
+            _flush(flush)
             gen.manual_seed(1)
             step()
             after[flush] = [p.detach().clone() for p in model.parameters()]
