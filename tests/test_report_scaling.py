@@ -66,6 +66,27 @@ def test_pairs_at_each_n_and_the_reading_changes_with_n():
     assert "- VAE-AS(1, 1) − VAE, AU_test: N = 1,000: VAE-AS higher; N = 3,000: inconclusive (**changes with N**)" in text
 
 
+def test_the_pace_counts_the_seeds_that_caught_up_of_those_monitored():
+    rows = _rows()
+    paces = iter([120.0, 140.0, math.inf])                     # VAE-AS(1, 1) at N = 3,000: two of three caught up
+    for r in rows:
+        if r["run"] == "a1_b1_3000":
+            r["caught_up_epoch"] = next(paces)
+    table = sc.build_scaling(rows).set_index(["method", "N"])
+    row = table.loc[("VAE-AS α=1 β=1", 3000)]
+    assert (row["caught_up_epoch_mean"], row["caught_up_epoch_reached"], row["caught_up_epoch_monitored"]) == (130.0, 2, 3)
+    assert table.loc[("VAE", 3000), "caught_up_epoch_monitored"] == 0
+    text = sc.format_scaling(sc.build_scaling(rows), sc.scaling_comparisons(rows))
+    line = next(l for l in text.splitlines() if l.startswith("| VAE-AS α=1 β=1   | 3,000"))
+    assert line.endswith("| 130 ± 14.14 (2 of 3) |")                                 # sd of 120 and 140
+    assert "Epoch gap ≤ 0.3: the first monitored epoch" in text
+    rows = [r for r in rows if r["run"] == "a1_b1_3000"]
+    for r in rows:
+        r["caught_up_epoch"] = math.inf
+    assert "not by the last epoch (0 of 3)" in sc.format_scaling(sc.build_scaling(rows), sc.scaling_comparisons(rows))
+    assert "epoch gap" not in sc.format_scaling(sc.build_scaling(_rows()), sc.scaling_comparisons(_rows()))
+
+
 def test_the_papers_points_are_its_table_2_values():
     points = sc.paper_points(sc.build_scaling(_rows())).set_index(["method", "metric"])["value"]
     assert points[("VAE-AS α=1 β=1", "au")] == 11 and points[("VAE", "nll_test")] == pytest.approx(100.99)

@@ -135,3 +135,53 @@ def test_allow_missing_leaves_out_and_names_a_run_that_has_neither(project, tmp_
     frame = pd.read_csv("results/t/seeds/table2.csv")
     assert frame.run_id.tolist() == ["table2.vae.seed0", "table2.vae.seed1", "table2.a1_b0p5.seed0"]
     assert capsys.readouterr().out.strip() == "vaeas seeds: 1 of 4 left out (no metrics.json, no row to carry over): table2.a1_b0p5.seed1"
+
+
+def _log(path, rows, size=1000):
+    """A model.log.csv with the monitor's columns on the given (epoch, softmax MI, Monte Carlo MI)
+    and empty cells on the other epochs, as the training loop writes it."""
+    lines = ["epoch,loss,seconds,mon_mi,mon_mi_mc,mon_size"]
+    monitored = {e: (mi, mc) for e, mi, mc in rows}
+    for epoch in range(1, max(monitored) + 1):
+        mi, mc = monitored.get(epoch, ("", ""))
+        lines.append(f"{epoch},1.0,1.0,{mi},{mc},{size if epoch in monitored else ''}")
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.mark.parametrize(("readings", "expected"), [
+    # near 0 at first (gap small), apart while the encoder spreads, caught up from epoch 30 on
+    ([(10, 0.1, 0.2), (20, 5.0, 6.5), (30, 6.7, 6.9), (40, 6.8, 6.9)], 30.0),
+    # within the tolerance at 30, out again at 40: only the stretch that lasts to the end counts
+    ([(10, 0.1, 0.2), (20, 5.0, 6.5), (30, 6.7, 6.9), (40, 6.5, 6.9), (50, 6.7, 6.9)], 50.0),
+    ([(10, 0.1, 0.2), (20, 6.65, 6.9)], 10.0),                     # always within: the first monitored epoch
+    ([(10, 0.1, 0.2), (20, 6.0, 6.9)], math.inf),                 # apart at the last epoch: not caught up
+    ([(10, 6.59, 6.9)], math.inf),                                # 0.31 > 0.3
+])
+def test_caught_up_epoch_is_the_first_from_which_the_gap_stays_within_the_tolerance(tmp_path, readings, expected):
+    from vaeas.report.seeds import caught_up_epoch
+
+    assert caught_up_epoch(_log(tmp_path / "m.log.csv", readings), 1000) == expected
+
+
+def test_caught_up_epoch_is_undefined_without_a_reading_over_all_n(tmp_path):
+    from vaeas.report.seeds import caught_up_epoch
+
+    readings = [(10, 6.8, 6.9)]
+    assert math.isnan(caught_up_epoch(_log(tmp_path / "a.csv", readings, size=300), 1000))    # a subset: capped at log S
+    (tmp_path / "b.csv").write_text("epoch,loss,seconds\n1,5.0,1.25\n")                        # no monitor
+    assert math.isnan(caught_up_epoch(str(tmp_path / "b.csv"), 1000))
+    (tmp_path / "c.csv").write_text("epoch,loss,seconds,mon_mi,mon_mi_mc,mon_size\n1,5.0,1.0,,6.9,1000\n")   # no classifier
+    assert math.isnan(caught_up_epoch(str(tmp_path / "c.csv"), 1000))
+    assert math.isnan(caught_up_epoch(str(tmp_path / "missing.csv"), 1000))
+
+
+def test_a_monitored_run_gets_its_pace_in_its_row_and_an_unmonitored_one_none(project, tmp_path):
+    d = tmp_path / "runs/t/table2/a1_b0p5/seed0"
+    metrics = json.loads((d / "metrics.json").read_text())
+    (d / "metrics.json").write_text(json.dumps({**metrics, "n_train": 1000}))
+    _log(d / "model.log.csv", [(10, 0.1, 0.2), (20, 5.0, 6.5), (30, 6.7, 6.9)])
+    drivers.make_seeds(project, "table2")
+    frame = pd.read_csv("results/t/seeds/table2.csv").set_index("run_id")
+    assert frame.at["table2.a1_b0p5.seed0", "caught_up_epoch"] == 30
+    assert frame["caught_up_epoch"].isna().sum() == 3

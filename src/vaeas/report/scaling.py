@@ -8,8 +8,10 @@ there; this table says which of them move as N grows toward the paper's 55,000.
 Per method and N: mean ± sd over seeds (n stated) of the active units (test and training
 posteriors), NLL_test at the last epoch and at the best validation epoch, NLL_train, the
 generalisation gap NLL_test − NLL_train, KL, the Monte Carlo MI over all N training posteriors
-against its bound log N, and the softmax's under-reading MI_MC − MI_softmax (methods with the
-classifier). Paired by seed, per N: VAE-AS(1, 1) − VAE and VAE-AS(1, β) − β-VAE(β), with the
+against its bound log N, the softmax's under-reading MI_MC − MI_softmax (methods with the
+classifier) and the classifier's pace: the epoch from which that under-reading stays ≤ 0.3
+(:func:`vaeas.report.seeds.caught_up_epoch`; only for runs whose log has the monitor's readings).
+Paired by seed, per N: VAE-AS(1, 1) − VAE and VAE-AS(1, β) − β-VAE(β), with the
 95 % t interval of :func:`vaeas.report.stats.mean_interval` read as in Table B
 (:func:`vaeas.report.baselines.outcome`).
 """
@@ -32,10 +34,11 @@ from .tables import PAPER_N, _fmt, _num, format_cell, paper_values
 
 #: Columns of the scaling table, in order; ``gap`` and ``mc_gap`` are derived per seed.
 METRICS = ("au", "au_train", "nll_test", "best_nll_test", "nll_train", "gap", "kl_test", "kl_train",
-           "mi_mc", "mi", "mc_gap", "train_seconds", "eval_seconds")
+           "mi_mc", "mi", "mc_gap", "caught_up_epoch", "train_seconds", "eval_seconds")
 LABELS = {"au": "AU_test", "au_train": "AU_train", "nll_test": "NLL_test", "best_nll_test": "NLL_test (best valid.)",
           "nll_train": "NLL_train", "gap": "NLL_test − NLL_train", "kl_test": "KL_test", "kl_train": "KL_train",
-          "mi_mc": "MI_MC", "mi": "MI_softmax", "mc_gap": "MI_MC − MI_softmax", "train_seconds": "train s",
+          "mi_mc": "MI_MC", "mi": "MI_softmax", "mc_gap": "MI_MC − MI_softmax",
+          "caught_up_epoch": "epoch gap ≤ 0.3", "train_seconds": "train s",
           "eval_seconds": "eval s"}
 #: What the figure draws, one panel each.
 PANELS = ("au", "au_train", "nll_test", "best_nll_test", "nll_train", "gap", "kl_train", "mi_mc", "mc_gap")
@@ -72,7 +75,9 @@ def _params(row: Mapping) -> dict[str, float]:
 
 def build_scaling(rows: Sequence[Mapping]) -> pd.DataFrame:
     """One row per method and N (methods in grid order, N ascending): ``method, objective, alpha,
-    beta, N, log_n, n_seeds`` and ``<metric>_mean`` / ``<metric>_sd`` (sd NaN below two seeds)."""
+    beta, N, log_n, n_seeds`` and ``<metric>_mean`` / ``<metric>_sd`` (sd NaN below two seeds);
+    ``caught_up_epoch`` over the seeds that caught up, with ``caught_up_epoch_reached`` of
+    ``caught_up_epoch_monitored`` (the seeds with a monitor reading)."""
     frame = scaling_frame(rows)
     order = {m: i for i, m in enumerate(dict.fromkeys(frame["method"]))}
     out = []
@@ -82,6 +87,9 @@ def build_scaling(rows: Sequence[Mapping]) -> pd.DataFrame:
                "N": int(n), "log_n": math.log(n), "n_seeds": len(group)}
         for m in METRICS:
             values = group[m].dropna()
+            if m == "caught_up_epoch":          # inf: not caught up by the last epoch
+                rec["caught_up_epoch_monitored"], values = len(values), values[np.isfinite(values)]
+                rec["caught_up_epoch_reached"] = len(values)
             rec[f"{m}_mean"] = float(values.mean()) if len(values) else math.nan
             rec[f"{m}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
         out.append(rec)
@@ -155,9 +163,11 @@ def format_scaling(table: pd.DataFrame, pairs: pd.DataFrame) -> str:
     each comparison along N."""
     from tabulate import tabulate
 
-    shown = [m for m in METRICS if table[f"{m}_mean"].notna().any()]
+    shown = [m for m in METRICS if table[f"{m}_mean"].notna().any()
+             or (m == "caught_up_epoch" and table.get("caught_up_epoch_monitored", pd.Series([0])).gt(0).any())]
     body = [[r["method"], f"{int(r['N']):,}", f"{r['log_n']:.2f}", str(int(r["n_seeds"])),
-             *(format_cell(r[f"{m}_mean"], r[f"{m}_sd"], math.nan, math.nan, m) for m in shown)]
+             *(_pace_cell(r) if m == "caught_up_epoch" else format_cell(r[f"{m}_mean"], r[f"{m}_sd"], math.nan,
+                                                                      math.nan, m) for m in shown)]
             for _, r in table.iterrows()]
     runs = tabulate(body, headers=["Method", "N", "log N", "n", *(LABELS[m] for m in shown)], tablefmt="github",
                     disable_numparse=True)
@@ -168,7 +178,9 @@ def format_scaling(table: pd.DataFrame, pairs: pd.DataFrame) -> str:
                "NLL, KL and MI in nats, AU a count of latent dimensions, seconds at one thread. MI_MC: the Monte Carlo "
                "MI over all N training posteriors (its bound is log N); MI_MC − MI_softmax: how much the classifier "
                "under-reads it (the regime needs ≤ 0.3). NLL_test (best valid.): at the epoch of the lowest validation "
-               "IW-NLL.")
+               "IW-NLL." + (" Epoch gap ≤ 0.3: the first monitored epoch from which MI_MC − MI_softmax stays ≤ 0.3, "
+                           "over the seeds that reached it (k of the m seeds whose training log has the monitor's "
+                           "readings; '—' where none has)." if "caught_up_epoch" in shown else ""))
     if pairs.empty:
         return f"{caption}\n\n{runs}\n"
     rows = []
@@ -186,6 +198,18 @@ def format_scaling(table: pd.DataFrame, pairs: pd.DataFrame) -> str:
     return (f"{caption}\n\n{runs}\n\n**Paired by seed, at each N.** Interval: mean ± t₀.₉₇₅,ₙ₋₁ · sd/√n over the "
             "seeds' differences; 'inconclusive' when it contains 0 (or n = 1). More AU and lower NLL would favour "
             f"VAE-AS.\n\n{paired}\n\n**Along N.**\n\n" + "\n".join(along) + "\n")
+
+
+def _pace_cell(row: Mapping) -> str:
+    """The ``caught_up_epoch`` cell: mean ± sd over the seeds that caught up, and how many of the
+    monitored seeds did ('not by the last epoch' when none)."""
+    monitored, reached = int(row.get("caught_up_epoch_monitored", 0)), int(row.get("caught_up_epoch_reached", 0))
+    if monitored == 0:
+        return "—"
+    if reached == 0:
+        return f"not by the last epoch (0 of {monitored})"
+    return f"{format_cell(row['caught_up_epoch_mean'], row['caught_up_epoch_sd'], math.nan, math.nan, 'best_epoch')} " \
+           f"({reached} of {monitored})"
 
 
 def metrics_json(table: pd.DataFrame) -> dict:

@@ -8,6 +8,8 @@ of the run's configuration (``config_digest``: the groups of config.json its met
 the digest of the training code that made the model and the machine it was trained on (CPU model,
 torch version, threads; from the record ``vaeas train`` keeps beside the model, blank when the
 model came another way, e.g. ``dvc pull``), and the wall seconds of training and evaluation.
+A run trained with the Monte Carlo monitor over all N posteriors also gets ``caught_up_epoch``
+(:func:`caught_up_epoch`): the classifier's pace, read from its model.log.csv.
 
 A reviewer recomputes any table or statistic from these files::
 
@@ -29,6 +31,7 @@ from ..config import Config
 from ..errors import VaeasError
 from ..finished import kept_record
 from ..io import atomic_path
+from .claim import CAUGHT_UP_TOL
 
 #: The identity and provenance columns, first; every metrics.json column follows.
 FIRST = ("run_id", "experiment", "run", "seed", "trained_as", "dataset", "objective")
@@ -59,6 +62,9 @@ def seed_rows_for(cfg: Config, pairs: list, metrics_paths: list[str], log_paths:
                     "train_code": record.get("code", ""), "cpu": machine.get("cpu", ""),
                     "torch": machine.get("torch", ""), "threads": machine.get("threads", ""),
                     "train_seconds": _train_seconds(log_file), "eval_seconds": metrics.get("seconds", math.nan)})
+        pace = caught_up_epoch(log_file, metrics.get("n_train"))
+        if not math.isnan(pace):
+            row["caught_up_epoch"] = pace
         rows.append(row)
     return _ordered(pd.DataFrame(rows))
 
@@ -136,6 +142,33 @@ def _train_seconds(log_file: str) -> float:
         return round(float(pd.read_csv(log_file)["seconds"].sum()), 3)
     except (OSError, KeyError, ValueError, pd.errors.ParserError):
         return math.nan
+
+
+def caught_up_epoch(log_file: str, n_train: float | None, tol: float = CAUGHT_UP_TOL) -> float:
+    """The classifier's pace: the first monitored epoch from which the softmax MI (eq. 5, the
+    classifier as it is then) stays within ``tol`` of the Monte Carlo MI over all N training
+    posteriors, to the last monitored epoch; ``inf`` when it is not within ``tol`` at the last one
+    (not caught up by the end of training); NaN when the log has no such reading (no monitor, no
+    classifier, or a monitored subset S < N, whose Monte Carlo MI is capped at log S).
+
+    The first epoch *from which it stays* and not the first within ``tol``: early in training both
+    estimates are near 0 (the posteriors have not spread), so their gap starts small, grows as the
+    encoder separates the samples and shrinks as the classifier identifies them."""
+    try:
+        log = pd.read_csv(log_file)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return math.nan
+    if not {"epoch", "mon_mi", "mon_mi_mc", "mon_size"} <= set(log.columns) or n_train is None:
+        return math.nan
+    mon = log.dropna(subset=["mon_mi", "mon_mi_mc"])
+    mon = mon[mon["mon_size"] == n_train].sort_values("epoch")
+    if mon.empty:
+        return math.nan
+    within = ((mon["mon_mi_mc"] - mon["mon_mi"]) <= tol).to_numpy()
+    if not within[-1]:
+        return math.inf
+    first = len(within) - int(within[::-1].argmin()) if not within.all() else 0
+    return float(mon["epoch"].iloc[first])
 
 
 def write_seed_rows(frame: pd.DataFrame, path: str) -> None:
