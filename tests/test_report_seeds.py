@@ -159,21 +159,21 @@ def _log(path, rows, size=1000):
     ([(10, 6.59, 6.9)], math.inf),                                # 0.31 > 0.3
 ])
 def test_caught_up_epoch_is_the_first_from_which_the_gap_stays_within_the_tolerance(tmp_path, readings, expected):
-    from vaeas.report.seeds import caught_up_epoch
+    from vaeas.report.seeds import caught_up_epoch, read_log
 
-    assert caught_up_epoch(_log(tmp_path / "m.log.csv", readings), 1000) == expected
+    assert caught_up_epoch(read_log(_log(tmp_path / "m.log.csv", readings)), 1000) == expected
 
 
 def test_caught_up_epoch_is_undefined_without_a_reading_over_all_n(tmp_path):
-    from vaeas.report.seeds import caught_up_epoch
+    from vaeas.report.seeds import caught_up_epoch, read_log
 
     readings = [(10, 6.8, 6.9)]
-    assert math.isnan(caught_up_epoch(_log(tmp_path / "a.csv", readings, size=300), 1000))    # a subset: capped at log S
+    assert math.isnan(caught_up_epoch(read_log(_log(tmp_path / "a.csv", readings, size=300)), 1000))    # a subset: capped at log S
     (tmp_path / "b.csv").write_text("epoch,loss,seconds\n1,5.0,1.25\n")                        # no monitor
-    assert math.isnan(caught_up_epoch(str(tmp_path / "b.csv"), 1000))
+    assert math.isnan(caught_up_epoch(read_log(str(tmp_path / "b.csv")), 1000))
     (tmp_path / "c.csv").write_text("epoch,loss,seconds,mon_mi,mon_mi_mc,mon_size\n1,5.0,1.0,,6.9,1000\n")   # no classifier
-    assert math.isnan(caught_up_epoch(str(tmp_path / "c.csv"), 1000))
-    assert math.isnan(caught_up_epoch(str(tmp_path / "missing.csv"), 1000))
+    assert math.isnan(caught_up_epoch(read_log(str(tmp_path / "c.csv")), 1000))
+    assert math.isnan(caught_up_epoch(read_log(str(tmp_path / "missing.csv")), 1000))
 
 
 def test_a_monitored_run_gets_its_pace_in_its_row_and_an_unmonitored_one_none(project, tmp_path):

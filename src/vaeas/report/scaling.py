@@ -164,7 +164,7 @@ def format_scaling(table: pd.DataFrame, pairs: pd.DataFrame) -> str:
     from tabulate import tabulate
 
     shown = [m for m in METRICS if table[f"{m}_mean"].notna().any()
-             or (m == "caught_up_epoch" and table.get("caught_up_epoch_monitored", pd.Series([0])).gt(0).any())]
+             or (m == "caught_up_epoch" and table["caught_up_epoch_monitored"].gt(0).any())]
     body = [[r["method"], f"{int(r['N']):,}", f"{r['log_n']:.2f}", str(int(r["n_seeds"])),
              *(_pace_cell(r) if m == "caught_up_epoch" else format_cell(r[f"{m}_mean"], r[f"{m}_sd"], math.nan,
                                                                       math.nan, m) for m in shown)]
@@ -203,7 +203,7 @@ def format_scaling(table: pd.DataFrame, pairs: pd.DataFrame) -> str:
 def _pace_cell(row: Mapping) -> str:
     """The ``caught_up_epoch`` cell: mean ± sd over the seeds that caught up, and how many of the
     monitored seeds did ('not by the last epoch' when none)."""
-    monitored, reached = int(row.get("caught_up_epoch_monitored", 0)), int(row.get("caught_up_epoch_reached", 0))
+    monitored, reached = int(row["caught_up_epoch_monitored"]), int(row["caught_up_epoch_reached"])
     if monitored == 0:
         return "—"
     if reached == 0:

@@ -58,11 +58,12 @@ def seed_rows_for(cfg: Config, pairs: list, metrics_paths: list[str], log_paths:
         model = Path(metrics_file).with_name(exps.MODEL_FILE)
         record = kept_record(model)
         machine = record.get("trained_on") or {}
+        log = read_log(log_file)
         row.update({"config_digest": _config_digest(Path(metrics_file).with_name(contract.CONFIG_FILE)),
                     "train_code": record.get("code", ""), "cpu": machine.get("cpu", ""),
                     "torch": machine.get("torch", ""), "threads": machine.get("threads", ""),
-                    "train_seconds": _train_seconds(log_file), "eval_seconds": metrics.get("seconds", math.nan)})
-        pace = caught_up_epoch(log_file, metrics.get("n_train"))
+                    "train_seconds": _train_seconds(log), "eval_seconds": metrics.get("seconds", math.nan)})
+        pace = caught_up_epoch(log, metrics.get("n_train"))
         if not math.isnan(pace):
             row["caught_up_epoch"] = pace
         rows.append(row)
@@ -137,15 +138,25 @@ def _digest_of(content: dict) -> str:
     return hashlib.sha256(json.dumps(groups, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _train_seconds(log_file: str) -> float:
+def read_log(log_file: str) -> pd.DataFrame | None:
+    """A run's model.log.csv, or None when it is missing or unreadable (provenance is best effort)."""
     try:
-        return round(float(pd.read_csv(log_file)["seconds"].sum()), 3)
-    except (OSError, KeyError, ValueError, pd.errors.ParserError):
+        return pd.read_csv(log_file)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None
+
+
+def _train_seconds(log: pd.DataFrame | None) -> float:
+    if log is None or "seconds" not in log.columns:
+        return math.nan
+    try:
+        return round(float(log["seconds"].sum()), 3)
+    except (TypeError, ValueError):
         return math.nan
 
 
-def caught_up_epoch(log_file: str, n_train: float | None, tol: float = CAUGHT_UP_TOL) -> float:
-    """The classifier's pace: the first monitored epoch from which the softmax MI (eq. 5, the
+def caught_up_epoch(log: pd.DataFrame | None, n_train: float | None, tol: float = CAUGHT_UP_TOL) -> float:
+    """The classifier's pace, from a run's log (:func:`read_log`): the first monitored epoch from which the softmax MI (eq. 5, the
     classifier as it is then) stays within ``tol`` of the Monte Carlo MI over all N training
     posteriors, to the last monitored epoch; ``inf`` when it is not within ``tol`` at the last one
     (not caught up by the end of training); NaN when the log has no such reading (no monitor, no
@@ -155,11 +166,7 @@ def caught_up_epoch(log_file: str, n_train: float | None, tol: float = CAUGHT_UP
     spreads the posteriors both estimates can be near 0, so a gap within ``tol`` at the start
     says nothing of the classifier; it grows as the encoder separates the samples and shrinks as
     the classifier identifies them (at N = 10,000 the first reading, epoch 10, is already 5-6 nats)."""
-    try:
-        log = pd.read_csv(log_file)
-    except (OSError, ValueError, pd.errors.ParserError):
-        return math.nan
-    if not {"epoch", "mon_mi", "mon_mi_mc", "mon_size"} <= set(log.columns) or n_train is None:
+    if log is None or n_train is None or not {"epoch", "mon_mi", "mon_mi_mc", "mon_size"} <= set(log.columns):
         return math.nan
     mon = log.dropna(subset=["mon_mi", "mon_mi_mc"])
     mon = mon[mon["mon_size"] == n_train].sort_values("epoch")
