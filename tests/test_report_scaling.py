@@ -66,6 +66,39 @@ def test_pairs_at_each_n_and_the_reading_changes_with_n():
     assert "- VAE-AS(1, 1) − VAE, AU_test: N = 1,000: VAE-AS higher; N = 3,000: inconclusive (**changes with N**)" in text
 
 
+def test_pooled_over_n_averages_the_per_n_means_and_sets_the_papers_difference_beside_it():
+    pooled = sc.pooled_comparisons(_rows()).set_index(["comparison", "metric"])
+    au = pooled.loc[("VAE-AS(1, 1) − VAE", "au")]
+    # Per-N means 2 (sd 0) and 1/3 (sd of −1, 0, 2); only N = 3,000 has variance, so ν = 2.
+    assert au["mean"] == pytest.approx((2 + 1 / 3) / 2) and au["df"] == pytest.approx(2.0)
+    half = 4.303 * math.sqrt(pd.Series([-1.0, 0.0, 2.0]).var() / 3) / 2
+    assert (au["low"], au["high"]) == pytest.approx((au["mean"] - half, au["mean"] + half))
+    assert (au["pooled_N"], au["seeds"], au["outcome"]) == ("1000 3000", "3 3", "inconclusive")
+    assert au["paper"] == pytest.approx(11 - 8) and au["paper_inside"] == "inside"
+    nll = pooled.loc[("VAE-AS(1, 1) − VAE", "nll_test")]                  # −1 at every seed and N: the point
+    assert (nll["mean"], nll["low"], nll["high"], nll["outcome"]) == (-1.0, -1.0, -1.0, "VAE-AS lower")
+    assert nll["paper"] == pytest.approx(96.32 - 100.99) and nll["paper_inside"] == "outside"
+    beta = pooled.loc[("VAE-AS(1, 0.2) − β-VAE(0.2)", "nll_test")]
+    assert math.isnan(beta["paper"]) and beta["paper_inside"] == ""          # the paper has no β-VAE
+    text = sc.format_scaling(sc.build_scaling(_rows()), sc.scaling_comparisons(_rows()), sc.pooled_comparisons(_rows()))
+    assert "**Pooled over N.**" in text
+    pooled_rows = [[c.strip() for c in l.strip("|").split("|")] for l in text.split("**Pooled over N.**")[1].splitlines()
+                   if l.startswith("| VAE-AS")]
+    assert ["VAE-AS(1, 1) − VAE", "NLL_test", "1,000 (3), 3,000 (3)", "−1.00", "[−1.00, −1.00]", "∞", "VAE-AS lower",
+            "−4.67 (outside)"] in pooled_rows
+
+
+def test_pooled_over_n_leaves_out_an_n_with_one_paired_seed():
+    rows = _rows() + [
+        {"seed": 0, "log_n": math.log(10000), "nll_train": 70.0, "kl_train": 15.0, "run": f"{r}_10000", **extra}
+        for r, extra in (("vae", {"objective": "vae", "au": 9, "nll_test": 120.0}),
+                         ("a1_b1", {"objective": "vaeas", "alpha": 1.0, "beta": 1.0, "au": 30, "nll_test": 100.0}))]
+    pairs = sc.scaling_comparisons(rows)
+    assert 10000 in set(pairs["N"])                                             # shown per N, with n = 1
+    au = sc.pooled_comparisons(rows).set_index(["comparison", "metric"]).loc[("VAE-AS(1, 1) − VAE", "au")]
+    assert au["pooled_N"] == "1000 3000" and au["mean"] == pytest.approx((2 + 1 / 3) / 2)
+
+
 def test_the_pace_counts_the_seeds_that_caught_up_of_those_monitored():
     rows = _rows()
     paces = iter([120.0, 140.0, math.inf])                     # VAE-AS(1, 1) at N = 3,000: two of three caught up
@@ -96,9 +129,10 @@ def test_the_papers_points_are_its_table_2_values():
 
 def test_writes_table_pairs_metrics_and_figure(tmp_path):
     rows = _rows()
-    paths = [tmp_path / n for n in ("s.csv", "s.md", "s.json", "p.csv")]
-    sc.write_scaling(sc.build_scaling(rows), sc.scaling_comparisons(rows), *paths)
+    paths = [tmp_path / n for n in ("s.csv", "s.md", "s.json", "p.csv", "q.csv")]
+    sc.write_scaling(sc.build_scaling(rows), sc.scaling_comparisons(rows), sc.pooled_comparisons(rows), *paths)
     assert len(pd.read_csv(paths[0])) == 8
+    assert list(pd.read_csv(paths[4]).columns) == sc.POOLED_COLUMNS and "**Pooled over N.**" in paths[1].read_text()
     assert json.loads(paths[2].read_text())["VAE N=3000"]["au"] == 6.0
     sc.figure_scaling(rows, tmp_path / "s.png")
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -31,6 +31,29 @@ def test_mean_interval_is_mean_plus_minus_t_sd_over_root_n():
     assert all(math.isnan(x) for x in stats.mean_interval([]))
 
 
+def test_pooled_interval_with_equal_groups_has_welchs_2n_minus_2_degrees_of_freedom():
+    # Two groups of 3 with equal variance 1: mean of means 3.5, variance (1/3 + 1/3) / 2², and
+    # Welch–Satterthwaite's ν = (2v)² / (2v² / 2) = 4 exactly.
+    mean, low, high, df = stats.pooled_interval([[1, 2, 3], [4, 5, 6]])
+    assert mean == pytest.approx(3.5) and df == pytest.approx(4.0)
+    assert high - mean == pytest.approx(stats.t_quantile(4) * math.sqrt(2 / 3) / 2)
+    assert mean - low == pytest.approx(high - mean)
+
+
+def test_pooled_interval_weights_groups_equally_and_rounds_the_degrees_of_freedom_down():
+    # Groups of 2 and 3 values: v = (2/2, 1/3); ν = (4/3)² / (1² / 1 + (1/3)² / 2) = 1.6, so t at df 1.
+    mean, low, high, df = stats.pooled_interval([[0, 2], [0, 1, 2], [7]])       # [7]: one value, left out
+    assert mean == pytest.approx(1.0)                                                 # (1 + 1) / 2
+    assert stats.pooled_interval([[0, 2], [10, 11, 12]])[0] == pytest.approx(6.0)    # (1 + 11) / 2; all 5 values' mean is 7
+    assert df == pytest.approx((4 / 3) ** 2 / (1 + (1 / 9) / 2))
+    assert high - mean == pytest.approx(stats.t_quantile(1) * math.sqrt(4 / 3) / 2)
+
+
+def test_pooled_interval_edges():
+    assert all(math.isnan(x) for x in stats.pooled_interval([[1.0], [2.0, math.nan]]))    # no group of two finite values
+    assert stats.pooled_interval([[2, 2], [1, 1, 1]]) == (1.5, 1.5, 1.5, math.inf)        # no spread: the point
+
+
 @pytest.mark.parametrize("low, high, expected", [
     (-1.0, -0.9, "PASS"), (-0.9, -0.8, "PASS"),               # ≤ −0.8 over the whole interval, edge included
     (-0.7, 0.3, "FAIL"), (-0.95, -0.5, "INCONCLUSIVE"),

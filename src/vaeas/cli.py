@@ -322,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_baselines)
 
     p = sub.add_parser("scaling", help="the N-scaling study (beyond the paper): each method against N, paired by seed -> "
-                                       "results/<profile>/tables/scaling.{csv,md,json}, scaling_paired.csv, figures/scaling.png")
+                                       "results/<profile>/tables/scaling.{csv,md,json}, scaling_paired.csv, scaling_pooled.csv, figures/scaling.png")
     _add_config_args(p)
     p.set_defaults(func=cmd_scaling)
 

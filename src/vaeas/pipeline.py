@@ -76,13 +76,13 @@ def baselines_paths(cfg: Config, experiment: str) -> tuple[str, str, str, str, s
     return f"{base}.csv", f"{base}.md", f"{base}.json", f"{base}_paired.csv", figure_path(cfg, experiment)
 
 
-def scaling_paths(cfg: Config) -> tuple[str, str, str, str, str]:
+def scaling_paths(cfg: Config) -> tuple[str, str, str, str, str, str]:
     """The N-scaling study: CSV (per method and N), Markdown, JSON (DVC's metrics), the paired CSV
-    and the figure; empty without ``scaling`` runs."""
+    (per N), the pooled CSV (over N) and the figure; empty without ``scaling`` runs."""
     if not exps.runs(cfg, "scaling"):
         return ()
     base = f"{results_dir(cfg)}/tables/scaling"
-    return f"{base}.csv", f"{base}.md", f"{base}.json", f"{base}_paired.csv", figure_path(cfg, "scaling")
+    return (*(f"{base}{end}" for end in (".csv", ".md", ".json", "_paired.csv", "_pooled.csv")), figure_path(cfg, "scaling"))
 
 
 def has_claims(cfg: Config) -> bool:

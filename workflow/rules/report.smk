@@ -54,6 +54,7 @@ rule scaling:
         md=report(f"{RES}/tables/scaling.md", caption="../report/table.rst", category="Tables"),
         json=f"{RES}/tables/scaling.json",
         paired=f"{RES}/tables/scaling_paired.csv",
+        pooled=f"{RES}/tables/scaling_pooled.csv",
         png=report(f"{RES}/figures/scaling.png", caption="../report/figure.rst", category="Figures"),
     params:
         code=CODE["report"],

@@ -171,16 +171,16 @@ def make_baselines(cfg: Config, experiment: str) -> None:
 
 
 def make_scaling(cfg: Config) -> None:
-    """``vaeas scaling``: the N-scaling study's table, paired comparisons and figure
-    (vaeas.report.scaling)."""
-    from .scaling import build_scaling, figure_scaling, scaling_comparisons, write_scaling
+    """``vaeas scaling``: the N-scaling study's table, paired comparisons (per N and pooled over N)
+    and figure (vaeas.report.scaling)."""
+    from .scaling import build_scaling, figure_scaling, pooled_comparisons, scaling_comparisons, write_scaling
 
     paths = scaling_paths(cfg)
     if not paths:
         raise VaeasError(f"no runs of experiment 'scaling' in profile '{cfg.profile}' (the study's profile: mnist-scaling)")
     rows = _metrics_rows(cfg, "scaling")
-    csv, md, js, paired, png = paths
-    write_scaling(build_scaling(rows), scaling_comparisons(rows), csv, md, js, paired)
+    csv, md, js, paired, pooled, png = paths
+    write_scaling(build_scaling(rows), scaling_comparisons(rows), pooled_comparisons(rows), csv, md, js, paired, pooled)
     figure_scaling(rows, png)
 
 
@@ -289,7 +289,7 @@ def make_report(cfg: Config, params_path: str) -> None:
         sections.append(Section(f"Table B — {ds}: VAE-AS vs the baselines its objective reduces to (beyond the paper)",
                                 files=[md, png]))
     if scaling_paths(cfg):
-        _, md, _, _, png = scaling_paths(cfg)
+        _, md, _, _, _, png = scaling_paths(cfg)
         sections.append(Section("The N-scaling study — MNIST, each method against N (beyond the paper)",
                                 body="What the study is and which claims change with N: docs/scaling.md.", files=[md, png]))
     for name in figures(cfg):

@@ -13,7 +13,9 @@ classifier) and the classifier's pace: the epoch from which that under-reading s
 (:func:`vaeas.report.seeds.caught_up_epoch`; only for runs whose log has the monitor's readings).
 Paired by seed, per N: VAE-AS(1, 1) − VAE and VAE-AS(1, β) − β-VAE(β), with the
 95 % t interval of :func:`vaeas.report.stats.mean_interval` read as in Table B
-(:func:`vaeas.report.baselines.outcome`).
+(:func:`vaeas.report.baselines.outcome`); and pooled over N (the per-N means averaged, with the
+Welch–Satterthwaite interval of :func:`vaeas.report.stats.pooled_interval`), beside the paper's
+own difference at N = 55,000 where its Table 2 has one.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import pandas as pd
 from .. import objectives
 from ..io import atomic_path, write_text
 from .baselines import BETA_VAE, outcome
-from .stats import mean_interval
+from .stats import mean_interval, pooled_interval
 from .tables import PAPER_N, _fmt, _num, format_cell, paper_values
 
 #: Columns of the scaling table, in order; ``gap`` and ``mc_gap`` are derived per seed.
@@ -44,6 +46,8 @@ LABELS = {"au": "AU_test", "au_train": "AU_train", "nll_test": "NLL_test", "best
 PANELS = ("au", "au_train", "nll_test", "best_nll_test", "nll_train", "gap", "kl_train", "mi_mc", "mc_gap")
 #: The paired comparisons: more AU, lower NLL would favour VAE-AS.
 PAIRED = ("au", "au_train", "nll_test", "best_nll_test")
+#: The comparison the paper's Table 2 also makes (its VAE and VAE-AS(1, 1) rows).
+VAE_PAIR = "VAE-AS(1, 1) − VAE"
 
 
 def scaling_frame(rows: Sequence[Mapping]) -> pd.DataFrame:
@@ -104,7 +108,7 @@ def _pairs(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame, pd.DataFrame]]:
     vae = frame[frame["objective"] == objectives.VAE.name]
     ones = vaeas[np.isclose(vaeas["beta"], 1.0)]
     if len(ones) and len(vae):
-        out.append(("VAE-AS(1, 1) − VAE", ones, vae))
+        out.append((VAE_PAIR, ones, vae))
     for beta in sorted(set(vaeas["beta"].round(6))):
         theirs = frame[(frame["objective"] == BETA_VAE) & np.isclose(frame["beta"].fillna(-1), beta)]
         if len(theirs):
@@ -112,11 +116,9 @@ def _pairs(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame, pd.DataFrame]]:
     return out
 
 
-def scaling_comparisons(rows: Sequence[Mapping]) -> pd.DataFrame:
-    """Per comparison of :func:`_pairs`, N both ran and metric of :data:`PAIRED`, on the seeds
-    both have: ``comparison, N, metric, n, differences, mean, low, high, outcome``."""
-    frame = scaling_frame(rows)
-    out = []
+def _differences(frame: pd.DataFrame):
+    """(comparison, N, metric, per-seed differences) for each comparison of :func:`_pairs`, N both
+    ran and metric of :data:`PAIRED`, on the seeds both have (finite differences only)."""
     for label, ours, theirs in _pairs(frame):
         for n in sorted(set(ours["N"]) & set(theirs["N"])):
             a = ours[ours["N"] == n].set_index("seed")
@@ -125,13 +127,64 @@ def scaling_comparisons(rows: Sequence[Mapping]) -> pd.DataFrame:
             for metric in PAIRED:
                 diffs = [float(a.at[s, metric] - b.at[s, metric]) for s in seeds]
                 diffs = [d for d in diffs if math.isfinite(d)]
-                if not diffs:
-                    continue
-                mean, low, high = mean_interval(diffs)
-                out.append({"comparison": label, "N": int(n), "metric": metric, "n": len(diffs),
-                            "differences": " ".join(f"{d:.4g}" for d in diffs), "mean": mean, "low": low,
-                            "high": high, "outcome": outcome(low, high, diffs)})
+                if diffs:
+                    yield label, int(n), metric, diffs
+
+
+def scaling_comparisons(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """Per comparison of :func:`_pairs`, N both ran and metric of :data:`PAIRED`, on the seeds
+    both have: ``comparison, N, metric, n, differences, mean, low, high, outcome``."""
+    out = []
+    for label, n, metric, diffs in _differences(scaling_frame(rows)):
+        mean, low, high = mean_interval(diffs)
+        out.append({"comparison": label, "N": n, "metric": metric, "n": len(diffs),
+                    "differences": " ".join(f"{d:.4g}" for d in diffs), "mean": mean, "low": low,
+                    "high": high, "outcome": outcome(low, high, diffs)})
     return pd.DataFrame(out, columns=["comparison", "N", "metric", "n", "differences", "mean", "low", "high", "outcome"])
+
+
+POOLED_COLUMNS = ["comparison", "metric", "pooled_N", "seeds", "mean", "low", "high", "df", "outcome",
+                  "paper", "paper_inside"]
+
+
+def pooled_comparisons(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """Per comparison and metric: the paired difference averaged over the N that have ≥ 2 paired
+    seeds, each N weighted equally, with its Welch–Satterthwaite 95 % interval
+    (:func:`vaeas.report.stats.pooled_interval`): ``comparison, metric, pooled_N`` (the N pooled,
+    space-separated), ``seeds`` (per N), ``mean, low, high, df, outcome``; ``paper``: the paper's
+    difference at N = 55,000 where Table 2 has both methods and the metric (VAE-AS(1, 1) − VAE:
+    AU and NLL_test), and ``paper_inside``: whether our interval contains it ("inside",
+    "outside", "" without a paper value). Three N with 2–3 seeds each pool 5–6 degrees of freedom
+    of the per-seed noise, where each N alone has 1–2."""
+    groups: dict[tuple[str, str], list[tuple[int, list[float]]]] = {}
+    for label, n, metric, diffs in _differences(scaling_frame(rows)):
+        groups.setdefault((label, metric), []).append((n, diffs))
+    paper = _paper_differences()
+    out = []
+    for (label, metric), per_n in groups.items():
+        used = [(n, d) for n, d in per_n if len(d) >= 2]
+        if not used:
+            continue
+        mean, low, high, df = pooled_interval([d for _, d in used])
+        value = paper.get((label, metric), math.nan)
+        inside = "" if not math.isfinite(value) else ("inside" if low <= value <= high else "outside")
+        out.append({"comparison": label, "metric": metric, "pooled_N": " ".join(str(n) for n, _ in used),
+                    "seeds": " ".join(str(len(d)) for _, d in used), "mean": mean, "low": low, "high": high,
+                    "df": df, "outcome": outcome(low, high, [x for _, d in used for x in d]),
+                    "paper": value, "paper_inside": inside})
+    return pd.DataFrame(out, columns=POOLED_COLUMNS)
+
+
+def _paper_differences() -> dict[tuple[str, str], float]:
+    """The paper's Table 2 difference VAE-AS(1, 1) − VAE (N = 55,000) per paired metric it
+    reports (AU, NLL_test); the paper has no β-VAE, so no other comparison has one."""
+    paper = paper_values(2)
+    vae = paper[paper["method"] == objectives.VAE.name]
+    ones = paper[(paper["method"] == objectives.VAEAS.name) & np.isclose(paper["alpha"], 1.0) & np.isclose(paper["beta"], 1.0)]
+    if len(vae) != 1 or len(ones) != 1:
+        return {}
+    return {(VAE_PAIR, m): float(ones.iloc[0][m] - vae.iloc[0][m]) for m in ("au", "nll_test")
+            if math.isfinite(ones.iloc[0][m] - vae.iloc[0][m])}
 
 
 def paper_points(table: pd.DataFrame) -> pd.DataFrame:
@@ -158,9 +211,9 @@ def paper_points(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["method", "metric", "value"])
 
 
-def format_scaling(table: pd.DataFrame, pairs: pd.DataFrame) -> str:
-    """Markdown: the caption, one row per method and N, the paired comparisons, and the reading of
-    each comparison along N."""
+def format_scaling(table: pd.DataFrame, pairs: pd.DataFrame, pooled: pd.DataFrame | None = None) -> str:
+    """Markdown: the caption, one row per method and N, the paired comparisons, the reading of
+    each comparison along N, and (``pooled``) each comparison pooled over N beside the paper's."""
     from tabulate import tabulate
 
     shown = [m for m in METRICS if table[f"{m}_mean"].notna().any()
@@ -195,9 +248,33 @@ def format_scaling(table: pd.DataFrame, pairs: pd.DataFrame) -> str:
         readings = "; ".join(f"N = {int(p['N']):,}: {p['outcome']}" for _, p in group.sort_values("N").iterrows())
         changes = " (**changes with N**)" if group["outcome"].nunique() > 1 else ""
         along.append(f"- {label}, {LABELS[metric]}: {readings}{changes}")
-    return (f"{caption}\n\n{runs}\n\n**Paired by seed, at each N.** Interval: mean ± t₀.₉₇₅,ₙ₋₁ · sd/√n over the "
+    text = (f"{caption}\n\n{runs}\n\n**Paired by seed, at each N.** Interval: mean ± t₀.₉₇₅,ₙ₋₁ · sd/√n over the "
             "seeds' differences; 'inconclusive' when it contains 0 (or n = 1). More AU and lower NLL would favour "
             f"VAE-AS.\n\n{paired}\n\n**Along N.**\n\n" + "\n".join(along) + "\n")
+    if pooled is not None and not pooled.empty:
+        text += "\n" + _format_pooled(pooled)
+    return text
+
+
+def _format_pooled(pooled: pd.DataFrame) -> str:
+    from tabulate import tabulate
+
+    rows = []
+    for _, p in pooled.iterrows():
+        ns = ", ".join(f"{int(n):,} ({k})" for n, k in zip(p["pooled_N"].split(), p["seeds"].split()))
+        paper = "—" if not math.isfinite(p["paper"]) else f"{_fmt(p['paper'], 'x', True)} ({p['paper_inside']})"
+        rows.append([p["comparison"], LABELS[p["metric"]], ns, _fmt(p["mean"], "x", True),
+                     f"[{_fmt(p['low'], 'x', True)}, {_fmt(p['high'], 'x', True)}]",
+                     "∞" if not math.isfinite(p["df"]) else f"{p['df']:.1f}", p["outcome"], paper])
+    table = tabulate(rows, headers=["comparison", "metric", "N pooled (seeds)", "mean over N", "95 % interval", "df",
+                                    "reading", f"paper, N = {PAPER_N[2]:,} (in our interval?)"],
+                     tablefmt="github", disable_numparse=True)
+    return ("**Pooled over N.** The per-N mean differences averaged, each N weighted equally, with a "
+            "Welch–Satterthwaite 95 % t interval (each N's own seed-to-seed variance; df rounded down); an N "
+            "with one paired seed does not enter. It estimates the average effect over the N studied, which is "
+            "not the effect at any one N, nor at the paper's N: a paper's difference outside our interval may "
+            "also mean that the effect changes with N. The paper's column is the difference of its Table 2 rows "
+            f"(VAE-AS(1, 1) − VAE); the paper has no β-VAE.\n\n{table}\n")
 
 
 def _pace_cell(row: Mapping) -> str:
@@ -218,14 +295,14 @@ def metrics_json(table: pd.DataFrame) -> dict:
                                                if math.isfinite(r[f"{m}_mean"])} for _, r in table.iterrows()}
 
 
-def write_scaling(table: pd.DataFrame, pairs: pd.DataFrame, csv_path: str | os.PathLike, md_path: str | os.PathLike,
-                  json_path: str | os.PathLike, pairs_path: str | os.PathLike) -> None:
-    with atomic_path(csv_path) as tmp:
-        table.to_csv(tmp, index=False)
-    with atomic_path(pairs_path) as tmp:
-        pairs.to_csv(tmp, index=False)
+def write_scaling(table: pd.DataFrame, pairs: pd.DataFrame, pooled: pd.DataFrame, csv_path: str | os.PathLike,
+                  md_path: str | os.PathLike, json_path: str | os.PathLike, pairs_path: str | os.PathLike,
+                  pooled_path: str | os.PathLike) -> None:
+    for frame, path in ((table, csv_path), (pairs, pairs_path), (pooled, pooled_path)):
+        with atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False)
     write_text(json_path, json.dumps(metrics_json(table), indent=2, sort_keys=True) + "\n")
-    write_text(md_path, format_scaling(table, pairs))
+    write_text(md_path, format_scaling(table, pairs, pooled))
 
 
 def figure_scaling(rows: Sequence[Mapping], path: str | os.PathLike) -> None:

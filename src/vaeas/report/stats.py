@@ -46,6 +46,32 @@ def mean_interval(values: Sequence[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def pooled_interval(groups: Sequence[Sequence[float]]) -> tuple[float, float, float, float]:
+    """(mean, low, high, df): the average of the groups' means, each group weighted equally, and
+    its 95 % interval with each group's own variance (Welch–Satterthwaite).
+
+    For K groups with n_k finite values, mean m_k and variance s_k²: the estimate is Σ m_k / K, its
+    variance Σ v_k / K² with v_k = s_k² / n_k, and its degrees of freedom
+    ν = (Σ v_k)² / Σ v_k² / (n_k − 1); the quantile is t₀.₉₇₅ at ⌊ν⌋ (rounding down widens the
+    interval). Groups of fewer than two values carry no variance estimate and are left out; with
+    none left, NaNs; when every group's values are identical, the interval is the point. It
+    estimates the effect averaged over the groups (the N of a scaling study), not a common one:
+    the groups' effects may differ, and their spread is not in this interval.
+    """
+    kept = [np.asarray(d, dtype=float) for d in ([x for x in g if math.isfinite(x)] for g in groups)]
+    kept = [d for d in kept if len(d) >= 2]
+    if not kept:
+        return math.nan, math.nan, math.nan, math.nan
+    k = len(kept)
+    mean = float(sum(d.mean() for d in kept)) / k
+    v = [float(d.var(ddof=1)) / len(d) for d in kept]
+    if sum(v) == 0:
+        return mean, mean, mean, math.inf
+    df = sum(v) ** 2 / sum(vk ** 2 / (len(d) - 1) for vk, d in zip(v, kept))
+    half = t_quantile(max(1, math.floor(df + 1e-9))) * math.sqrt(sum(v)) / k
+    return mean, mean - half, mean + half, df
+
+
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _SHOWN = {"<": "<", "<=": "≤", ">": ">", ">=": "≥"}
 
