@@ -154,8 +154,8 @@ def pooled_comparisons(rows: Sequence[Mapping]) -> pd.DataFrame:
     space-separated), ``seeds`` (per N), ``mean, low, high, df, outcome``; ``paper``: the paper's
     difference at N = 55,000 where Table 2 has both methods and the metric (VAE-AS(1, 1) − VAE:
     AU and NLL_test), and ``paper_inside``: whether our interval contains it ("inside",
-    "outside", "" without a paper value). Three N with 2–3 seeds each pool 5–6 degrees of freedom
-    of the per-seed noise, where each N alone has 1–2."""
+    "outside", "" without a paper value). Each N alone has n − 1 = 1–2 degrees of freedom; pooled,
+    Welch–Satterthwaite's ν is at most their sum (less when one N's variance dominates)."""
     groups: dict[tuple[str, str], list[tuple[int, list[float]]]] = {}
     for label, n, metric, diffs in _differences(scaling_frame(rows)):
         groups.setdefault((label, metric), []).append((n, diffs))

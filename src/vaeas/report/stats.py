@@ -52,7 +52,7 @@ def pooled_interval(groups: Sequence[Sequence[float]]) -> tuple[float, float, fl
 
     For K groups with n_k finite values, mean m_k and variance s_k²: the estimate is Σ m_k / K, its
     variance Σ v_k / K² with v_k = s_k² / n_k, and its degrees of freedom
-    ν = (Σ v_k)² / Σ v_k² / (n_k − 1); the quantile is t₀.₉₇₅ at ⌊ν⌋ (rounding down widens the
+    ν = (Σ v_k)² / Σ [v_k² / (n_k − 1)]; the quantile is t₀.₉₇₅ at ⌊ν⌋ (rounding down widens the
     interval). Groups of fewer than two values carry no variance estimate and are left out; with
     none left, NaNs; when every group's values are identical, the interval is the point. It
     estimates the effect averaged over the groups (the N of a scaling study), not a common one:
