@@ -44,4 +44,5 @@ def ops_bound(dtype: torch.dtype, *magnitudes: float, safety: float = 1.0) -> fl
     """Absolute error bound of a chain of operations, one rounding per intermediate result, the
     results at most ``magnitudes`` (numbers or one-element tensors) in absolute value: u · Σ|m|,
     times ``safety``."""
-    return safety * unit_roundoff(dtype) * sum(abs(float(m)) for m in magnitudes)
+    values = (float(m.detach()) if isinstance(m, torch.Tensor) else float(m) for m in magnitudes)
+    return safety * unit_roundoff(dtype) * sum(abs(v) for v in values)
